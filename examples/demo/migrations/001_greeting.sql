@@ -1,0 +1,4 @@
+CREATE TABLE demo.greeting (
+    language text PRIMARY KEY,
+    text     text NOT NULL
+);

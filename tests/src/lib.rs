@@ -1,0 +1,188 @@
+//! Helpers for the live-server tests: a throw-away database per test, project directories
+//! on disk, and a runner for the real `pgmi-upload` binary.
+//!
+//! The server is the local cluster the scripts start (`PGHOST`, default
+//! `/var/run/postgresql`; `PGPORT`, default 5432), reached as the OS user's own superuser
+//! role. Each test creates its own database, so tests run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use postgres::Client;
+
+fn host() -> String {
+    std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".to_string())
+}
+
+fn port() -> u16 {
+    std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432)
+}
+
+fn user() -> String {
+    std::env::var("PGUSER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "postgres".to_string())
+}
+
+/// A connection to `database` as the test superuser.
+pub fn connect(database: &str) -> Client {
+    postgres::Config::new()
+        .host(&host())
+        .port(port())
+        .user(&user())
+        .dbname(database)
+        .connect(postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to {database} on {}: {e}", host()))
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A database that exists for one test and is dropped (with its connections) afterwards.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    /// Creates a fresh database with the extension installed.
+    pub fn new(label: &str) -> TestDb {
+        let db = TestDb::empty(label);
+        db.client().batch_execute("CREATE EXTENSION pgmi").expect("CREATE EXTENSION pgmi");
+        db
+    }
+
+    /// Creates a fresh database without the extension.
+    pub fn empty(label: &str) -> TestDb {
+        let db = TestDb::unnamed(label);
+        connect("postgres")
+            .batch_execute(&format!("CREATE DATABASE {}", db.name))
+            .expect("CREATE DATABASE");
+        db
+    }
+
+    /// A unique name whose database does not exist yet (dropped at the end if created).
+    pub fn unnamed(label: &str) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let label: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        TestDb { name: format!("pgmi_t_{label}_{}_{n}", std::process::id()) }
+    }
+
+    pub fn client(&self) -> Client {
+        connect(&self.name)
+    }
+
+    /// One value from a query, as text (NULL → None).
+    pub fn text(&self, query: &str) -> Option<String> {
+        self.client().query_one(query, &[]).expect(query).get(0)
+    }
+
+    pub fn count(&self, query: &str) -> i64 {
+        self.client().query_one(query, &[]).expect(query).get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = connect("postgres")
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// A project directory on disk.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    /// A project whose deploy.sql is `deploy`.
+    pub fn with_deploy(deploy: &str) -> Project {
+        Project::new().file("deploy.sql", deploy)
+    }
+
+    pub fn file(self, rel: &str, content: impl AsRef<[u8]>) -> Project {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, content).expect("write");
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Project::new()
+    }
+}
+
+/// The outcome of one `pgmi-upload` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The `pgmi-upload` binary of this workspace (built by `cargo build -p pgmi-upload`, which
+/// scripts/test.sh runs first), or `PGMI_UPLOAD_BIN`.
+pub fn binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("PGMI_UPLOAD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary> → target/<profile>/pgmi-upload
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("pgmi-upload");
+    assert!(bin.exists(), "{} not found: run `cargo build -p pgmi-upload` first", bin.display());
+    bin
+}
+
+/// Runs `pgmi-upload <args>` against the test server with a clean, predictable environment.
+pub fn pgmi_upload(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_remove("PGDATABASE")
+        .env_remove("PGMI_CONNECTION_STRING")
+        .env_remove("DATABASE_URL")
+        .env("PGHOST", host())
+        .env("PGPORT", port().to_string())
+        .env("PGUSER", user())
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pgmi-upload");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `pgmi-upload deploy <project> -d <db> <extra>`.
+pub fn deploy(project: &Project, db: &str, extra: &[&str]) -> Run {
+    let path = project.path().to_str().expect("utf-8 temp path");
+    let mut args = vec!["deploy", path, "-d", db];
+    args.extend_from_slice(extra);
+    pgmi_upload(&args, &[])
+}
+
+/// Like [`deploy`] but asserts success and returns the run.
+pub fn deploy_ok(project: &Project, db: &str, extra: &[&str]) -> Run {
+    let run = deploy(project, db, extra);
+    assert_eq!(run.code, 0, "deploy failed:\n{}", run.stderr);
+    run
+}

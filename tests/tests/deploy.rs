@@ -1,0 +1,303 @@
+//! `pgmi-upload deploy` end to end: exit codes, offline validation, parameters, the
+//! atomic-head/psql-tail execution model and the deploy lock (pgmi-session-api.md §2, §5,
+//! §7; acceptance checks 4, 11–14, 16, 55–60, 64, 65).
+
+use pgmi_tests::{connect, deploy, deploy_ok, pgmi_upload, Project, TestDb};
+
+fn exists(db: &TestDb, relation: &str) -> bool {
+    db.text(&format!("SELECT to_regclass('{relation}')::text")).is_some()
+}
+
+fn database_exists(name: &str) -> bool {
+    connect("postgres")
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .expect("pg_database")
+        .is_some()
+}
+
+// Check 4: a trivial deploy into a database that does not exist yet: created, the
+// extension installed, no notices at all, one execution unit.
+#[test]
+fn trivial_deploy_creates_the_database_and_is_silent() {
+    let db = TestDb::unnamed("trivial");
+    let project = Project::with_deploy("SELECT 1;");
+    let run = deploy(&project, &db.name, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["status"], "success");
+    assert_eq!(json["exitCode"], 0);
+    assert_eq!(json["filesLoaded"], 0);
+    assert_eq!(json["executionUnits"], 1);
+    assert_eq!(json["unitsCommitted"], 1);
+    assert_eq!(json["database"], db.name.as_str());
+    let unexpected: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("Database \"")
+                || l.starts_with("Installing extension")
+                || l.starts_with("Preparing session")
+                || l.starts_with("Loaded ")
+                || l.starts_with("Executing deploy.sql"))
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "unexpected stderr lines (notices?): {unexpected:?}");
+    assert!(database_exists(&db.name));
+}
+
+fn assert_rejected_offline(project: &Project, code: i32, needle: &str, env: &[(&str, &str)]) -> String {
+    let db = TestDb::unnamed("offline");
+    let path = project.path().to_str().expect("path");
+    let run = pgmi_upload(&["deploy", path, "-d", &db.name], env);
+    assert_eq!(run.code, code, "{}", run.stderr);
+    assert!(run.stderr.contains(needle), "expected {needle:?} in:\n{}", run.stderr);
+    assert!(!database_exists(&db.name), "nothing may be touched before validation passes");
+    run.stderr
+}
+
+// Checks 11 and 12 (exit 10 here, a deliberate difference: scan errors are configuration
+// errors), check 16, and deploy.sql missing (14).
+#[test]
+fn bad_project_files_are_rejected_before_connecting() {
+    let stderr = assert_rejected_offline(
+        &Project::with_deploy("SELECT 1;").file("data/blob.bin", b"ab\x00cd"),
+        10,
+        "./data/blob.bin",
+        &[],
+    );
+    assert_eq!(stderr.matches("./data/blob.bin").count(), 1, "name the file once:\n{stderr}");
+    assert_rejected_offline(
+        &Project::with_deploy("SELECT 1;").file("latin.sql", b"\xff\xfe"),
+        10,
+        "is not valid UTF-8",
+        &[],
+    );
+    assert_rejected_offline(
+        &Project::with_deploy("SELECT 1;").file("__init__/x.py", "x"),
+        10,
+        "unsupported directory \"__init__\"",
+        &[],
+    );
+    assert_rejected_offline(
+        &Project::with_deploy("SELECT 1;").file("__Test__/t.sql", "SELECT 1;"),
+        10,
+        "__Test__",
+        &[],
+    );
+    assert_rejected_offline(&Project::new().file("a.sql", "SELECT 1;"), 14, "deploy.sql", &[]);
+}
+
+// Check 13.
+#[test]
+fn symlinks_are_refused_unless_excluded() {
+    let project = Project::with_deploy("SELECT 1;").file("real.sql", "SELECT 1;");
+    std::os::unix::fs::symlink(project.path().join("real.sql"), project.path().join("link.sql"))
+        .expect("symlink");
+    assert_rejected_offline(&project, 10, "refusing to read symlink", &[]);
+
+    let db = TestDb::unnamed("symlink_ok");
+    let project = Project::with_deploy("SELECT 1;").file("node_modules/real.js", "x");
+    std::os::unix::fs::symlink("real.js", project.path().join("node_modules/link.js")).expect("symlink");
+    deploy_ok(&project, &db.name, &[]);
+}
+
+// Check 14: the 10 MiB cap, and PGMI_MAX_FILE_SIZE raising it on both sides.
+#[test]
+fn file_size_cap_and_override() {
+    let big = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let project = Project::with_deploy(
+        "CREATE TABLE big AS SELECT size_bytes FROM pgmi_source_view WHERE path = './big.txt';",
+    )
+    .file("big.txt", &big);
+    assert_rejected_offline(&project, 10, "./big.txt", &[]);
+
+    let db = TestDb::unnamed("bigfile");
+    let path = project.path().to_str().expect("path");
+    let run = pgmi_upload(&["deploy", path, "-d", &db.name], &[("PGMI_MAX_FILE_SIZE", "20000000")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(db.count("SELECT size_bytes FROM big"), 10 * 1024 * 1024 + 1);
+}
+
+// Checks 55 and 58: parameters reach pgmi.<key> settings and the view, exactly.
+#[test]
+fn parameters_round_trip() {
+    let db = TestDb::unnamed("params");
+    let project = Project::with_deploy(
+        "CREATE TABLE p AS SELECT key, value, type, required FROM pgmi_parameter_view;\n\
+         CREATE TABLE s AS SELECT current_setting('pgmi.myparam') AS lower_name,\n\
+                                  current_setting('pgmi.MyParam', true) AS mixed_name,\n\
+                                  current_setting('pgmi.nonexistent', true) AS missing,\n\
+                                  current_setting('pgmi.json') AS json,\n\
+                                  current_setting('pgmi.multi') AS multi,\n\
+                                  current_setting('pgmi.empty') AS empty;\n",
+    );
+    let run = deploy(
+        &project,
+        &db.name,
+        &[
+            "--param", "MyParam=value1",
+            "--param", "json={\"a\": [1, \"&\"]}",
+            "--param", "multi=line one\nline two ünïcødé",
+            "--param", "empty=",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Loaded 4 parameters"), "{}", run.stderr);
+    assert!(!run.stderr.contains("value1"), "parameter values are never printed");
+    let mut c = db.client();
+    let s = c.query_one("SELECT lower_name, mixed_name, missing, json, multi, empty FROM s", &[]).expect("s");
+    assert_eq!(s.get::<_, String>(0), "value1");
+    assert_eq!(s.get::<_, Option<String>>(1).as_deref(), Some("value1"));
+    assert_eq!(s.get::<_, Option<String>>(2), None);
+    assert_eq!(s.get::<_, String>(3), "{\"a\": [1, \"&\"]}");
+    assert_eq!(s.get::<_, String>(4), "line one\nline two ünïcødé");
+    assert_eq!(s.get::<_, String>(5), "");
+    let row = c.query_one("SELECT type, required FROM p WHERE key = 'myparam'", &[]).expect("p");
+    assert_eq!(row.get::<_, String>(0), "text");
+    assert!(!row.get::<_, bool>(1));
+}
+
+// Check 57: key rules, checked before connecting.
+#[test]
+fn parameter_keys_are_validated_offline() {
+    let project = Project::with_deploy("SELECT 1;");
+    let path = project.path().to_str().expect("path");
+    let long = "k".repeat(64);
+    for key in ["1abc", "bad-key", long.as_str()] {
+        let db = TestDb::unnamed("badkey");
+        let arg = format!("{key}=v");
+        let run = pgmi_upload(&["deploy", path, "-d", &db.name, "--param", &arg], &[]);
+        assert_eq!(run.code, 10, "{key}: {}", run.stderr);
+        assert!(run.stderr.contains(key), "error names the key {key}:\n{}", run.stderr);
+        assert!(!database_exists(&db.name));
+    }
+    let db = TestDb::unnamed("goodkey");
+    let ok = format!("{}=v", "k".repeat(63));
+    deploy_ok(&project, &db.name, &["--param", &ok, "--param", "_private=v"]);
+}
+
+// Check 56: parameters are session-scoped and survive a rolled-back head.
+#[test]
+fn parameters_survive_a_rolled_back_head() {
+    let db = TestDb::unnamed("param_scope");
+    let project = Project::with_deploy(
+        "BEGIN;\nCREATE TABLE gone (id int);\nROLLBACK;\nCREATE TABLE kept AS SELECT current_setting('pgmi.env') AS env;\n",
+    );
+    deploy_ok(&project, &db.name, &["--param", "env=prod"]);
+    assert!(!exists(&db, "gone"));
+    assert_eq!(db.text("SELECT env FROM kept").as_deref(), Some("prod"));
+}
+
+// Check 59: three units, CREATE INDEX CONCURRENTLY in the tail.
+#[test]
+fn tail_statements_run_one_by_one() {
+    let db = TestDb::unnamed("tail");
+    let project = Project::with_deploy(
+        "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);\nANALYZE t;\n",
+    );
+    let run = deploy(&project, &db.name, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["executionUnits"], 3);
+    assert_eq!(
+        db.text("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'i'::regclass").as_deref(),
+        Some("true")
+    );
+}
+
+// Check 60: a tail failure keeps what earlier units committed.
+#[test]
+fn tail_failure_keeps_committed_units() {
+    let db = TestDb::unnamed("tailfail");
+    let project = Project::with_deploy(
+        "BEGIN; CREATE TABLE head_t(id int); COMMIT; CREATE TABLE tail_before(id int); BEGIN; INSERT INTO tail_before VALUES (1); SELECT 1/0; COMMIT;",
+    );
+    let run = deploy(&project, &db.name, &["--json"]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["executionMode"], "psql");
+    assert_eq!(json["sqlstate"], "22012");
+    assert!(exists(&db, "head_t") && exists(&db, "tail_before"));
+    assert_eq!(db.count("SELECT count(*) FROM tail_before"), 0);
+}
+
+// A head failure rolls everything in the head back (executionMode atomic), and the
+// error points at the line.
+#[test]
+fn head_failure_is_atomic_and_located() {
+    let db = TestDb::unnamed("headfail");
+    let project = Project::with_deploy("CREATE TABLE a (id int);\nSELEC 1;\n");
+    let run = deploy(&project, &db.name, &["--json"]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["executionMode"], "atomic");
+    assert_eq!(json["sqlstate"], "42601");
+    assert_eq!(json["line"], 2);
+    assert_eq!(json["sourceLine"], "SELEC 1;");
+    assert!(!exists(&db, "a"));
+}
+
+// Check 61 at the CLI level: a savepoint rollback is not a terminator.
+#[test]
+fn rollback_to_savepoint_keeps_one_unit() {
+    let db = TestDb::unnamed("savepoint");
+    let project = Project::with_deploy(
+        "BEGIN; CREATE TABLE a (id int); SAVEPOINT s; CREATE TABLE b (id int); ROLLBACK TO SAVEPOINT s; COMMIT;",
+    );
+    let run = deploy(&project, &db.name, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["executionUnits"], 1);
+    assert!(exists(&db, "a") && !exists(&db, "b"));
+}
+
+// Check 64: an explicit transaction left open is rolled back at the end.
+#[test]
+fn uncommitted_transaction_is_rolled_back() {
+    let db = TestDb::unnamed("open_tx");
+    let project = Project::with_deploy("BEGIN; CREATE TABLE t(id int);");
+    deploy_ok(&project, &db.name, &[]);
+    assert!(!exists(&db, "t"));
+}
+
+// Check 65: the session advisory lock serialises deploys per database only.
+#[test]
+fn concurrent_deploys_to_one_database_are_refused() {
+    let db = TestDb::new("lock");
+    let other = TestDb::unnamed("lock_other");
+    let project = Project::with_deploy("SELECT 1;");
+    let mut holder = db.client();
+    let got: bool = holder
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended('pgmi.deploy.' || current_database(), 0))",
+            &[],
+        )
+        .expect("lock")
+        .get(0);
+    assert!(got);
+    let run = deploy(&project, &db.name, &[]);
+    assert_eq!(run.code, 15, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("another pgmi deployment is already running against \"{}\"", db.name)),
+        "{}",
+        run.stderr
+    );
+    deploy_ok(&project, &other.name, &[]);
+    holder.batch_execute("SELECT pg_advisory_unlock_all()").expect("unlock");
+    deploy_ok(&project, &db.name, &[]);
+    // and right after a deploy finishes, the next one is not blocked
+    deploy_ok(&project, &db.name, &[]);
+}
+
+// The demo project shipped in examples/ deploys, and a second deploy applies nothing new.
+#[test]
+fn demo_project_deploys_twice() {
+    let db = TestDb::unnamed("demo");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let demo = demo.to_str().expect("path");
+    let first = pgmi_upload(&["deploy", demo, "-d", &db.name, "--param", "greeting=hi"], &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("3 migration(s) applied"), "{}", first.stderr);
+    let second = pgmi_upload(&["deploy", demo, "-d", &db.name], &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stderr.contains("0 migration(s) applied"), "{}", second.stderr);
+    assert_eq!(db.text("SELECT demo.greet('fr')").as_deref(), Some("Bonjour"));
+}

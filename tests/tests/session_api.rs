@@ -1,0 +1,432 @@
+//! The session contract (pgmi-session-api.md §1–§5), checked on real sessions: bundles
+//! loaded with `pgmi_load()` from an ordinary connection (the psql path), and projects
+//! deployed with the real `pgmi-upload` binary.
+
+use pgmi_core::bundle;
+use pgmi_core::project::RawFile;
+use pgmi_tests::{deploy_ok, Client, Project, TestDb};
+
+fn bundle_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let files: Vec<RawFile> = files
+        .iter()
+        .map(|(p, b)| RawFile { path: (*p).to_string(), bytes: b.to_vec() })
+        .collect();
+    bundle::write(&files, &[])
+}
+
+fn load(client: &mut Client, files: &[(&str, &[u8])]) {
+    client.query("SELECT * FROM pgmi_load($1)", &[&bundle_of(files)]).expect("pgmi_load");
+}
+
+fn strings(client: &mut Client, query: &str) -> Vec<String> {
+    client.query(query, &[]).expect(query).iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
+// Check 1: exactly the contract's objects in pg_temp, and nothing else.
+#[test]
+fn zero_file_session_has_exactly_the_contract_objects() {
+    let db = TestDb::new("objects");
+    let mut c = db.client();
+    load(&mut c, &[]);
+    let functions = strings(
+        &mut c,
+        "SELECT proname::text FROM pg_proc WHERE pronamespace = pg_my_temp_schema() ORDER BY 1",
+    );
+    assert_eq!(
+        functions,
+        [
+            "pgmi_has_tests",
+            "pgmi_is_sql_file",
+            "pgmi_persist_test_plan",
+            "pgmi_register_file",
+            "pgmi_run_test_source",
+            "pgmi_test_callback",
+            "pgmi_test_generate",
+            "pgmi_test_plan",
+            "pgmi_validate_pattern"
+        ]
+    );
+    let views = strings(
+        &mut c,
+        "SELECT relname::text FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'v' ORDER BY 1",
+    );
+    assert_eq!(
+        views,
+        [
+            "pgmi_parameter_view",
+            "pgmi_plan_view",
+            "pgmi_source_metadata_view",
+            "pgmi_source_view",
+            "pgmi_test_directory_view",
+            "pgmi_test_source_view"
+        ]
+    );
+    let tables = strings(
+        &mut c,
+        "SELECT relname::text FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r' ORDER BY 1",
+    );
+    assert_eq!(
+        tables,
+        ["_pgmi_parameter", "_pgmi_source", "_pgmi_source_metadata", "_pgmi_test_directory", "_pgmi_test_source"]
+    );
+    let types = strings(
+        &mut c,
+        "SELECT typname::text FROM pg_type WHERE typnamespace = pg_my_temp_schema() AND typtype = 'c' AND typrelid IN (SELECT oid FROM pg_class WHERE relkind = 'c')",
+    );
+    assert_eq!(types, ["pgmi_test_event"]);
+}
+
+fn columns(c: &mut Client, relation: &str) -> Vec<String> {
+    c.query(
+        "SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute \
+          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        &[&relation],
+    )
+    .expect("columns")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+// Checks 2 and 3: view columns and the event type, in order, with types.
+#[test]
+fn view_columns_and_event_type_match_the_contract() {
+    let db = TestDb::new("columns");
+    let mut c = db.client();
+    load(&mut c, &[]);
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_plan_view"),
+        [
+            "path text", "content text", "checksum text", "generic_id uuid", "id uuid",
+            "idempotent boolean", "description text", "sort_key text", "execution_order bigint"
+        ]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_source_view"),
+        [
+            "path text", "name text", "directory text", "extension text", "depth integer",
+            "content text", "size_bytes bigint", "checksum text", "pgmi_checksum text",
+            "path_parts text[]", "is_sql_file boolean", "is_test_file boolean",
+            "parent_folder_name text"
+        ]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_parameter_view"),
+        ["key text", "value text", "type text", "required boolean", "default_value text", "description text"]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_test_source_view"),
+        ["path text", "directory text", "filename text", "content text", "is_fixture boolean"]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_test_directory_view"),
+        ["path text", "parent_path text", "depth integer"]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_source_metadata_view"),
+        ["path text", "id uuid", "idempotent boolean", "sort_keys text[]", "description text"]
+    );
+    assert_eq!(
+        columns(&mut c, "pg_temp.pgmi_test_event"),
+        ["event text", "path text", "directory text", "depth integer", "ordinal integer", "context jsonb"]
+    );
+}
+
+// Checks 5–8: pgmi_register_file normalises and derives like the reference.
+#[test]
+fn register_file_normalises_and_derives() {
+    let db = TestDb::new("register");
+    let mut c = db.client();
+    load(&mut c, &[]);
+    let sum = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let row = c
+        .query_one(
+            "SELECT path, directory, depth, path_parts::text, parent_folder_name, is_sql_file \
+               FROM pg_temp.pgmi_register_file('migrations\\002.sql', '', $1, $1)",
+            &[&sum],
+        )
+        .expect("register");
+    assert_eq!(row.get::<_, String>(0), "./migrations/002.sql");
+    assert_eq!(row.get::<_, String>(1), "./migrations/");
+    assert_eq!(row.get::<_, i32>(2), 1);
+    assert_eq!(row.get::<_, String>(3), "{.,migrations,002.sql}");
+    assert_eq!(row.get::<_, Option<String>>(4).as_deref(), Some("migrations"));
+    assert!(row.get::<_, bool>(5));
+
+    let row = c
+        .query_one("SELECT extension, is_sql_file FROM pg_temp.pgmi_register_file('./notes.txt~', '', $1, $1)", &[&sum])
+        .expect("register");
+    assert_eq!(row.get::<_, String>(0), "");
+    assert!(!row.get::<_, bool>(1));
+    let row = c
+        .query_one("SELECT extension, depth, parent_folder_name FROM pg_temp.pgmi_register_file('./a/b/c/d.tar.gz', '', $1, $1)", &[&sum])
+        .expect("register");
+    assert_eq!((row.get::<_, String>(0), row.get::<_, i32>(1)), (".gz".to_string(), 3));
+    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("c"));
+    let row = c
+        .query_one("SELECT depth, parent_folder_name FROM pg_temp.pgmi_register_file('root.txt', '', $1, $1)", &[&sum])
+        .expect("register");
+    assert_eq!(row.get::<_, i32>(0), 0);
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    let size: i64 = c
+        .query_one("SELECT size_bytes FROM pg_temp.pgmi_register_file('./e.sql', 'SELECT ''é'';', $1, $1)", &[&sum])
+        .expect("register")
+        .get(0);
+    assert_eq!(size, 12, "size_bytes counts bytes, not characters");
+
+    let err = c
+        .query("SELECT pg_temp.pgmi_register_file('./__test__/x.sql', '', $1, $1)", &[&sum])
+        .expect_err("test paths are rejected");
+    let err = err.as_db_error().expect("db error");
+    assert_eq!(err.code().code(), "23514");
+    assert_eq!(err.constraint(), Some("chk_path_is_not_test"));
+    let err = c
+        .query("SELECT pg_temp.pgmi_register_file('migrations/002.sql', '', $1, $1)", &[&sum])
+        .expect_err("duplicate path");
+    assert_eq!(err.code().map(|s| s.code()), Some("23505"));
+}
+
+// Check 9.
+#[test]
+fn sql_extension_list() {
+    let db = TestDb::new("sqlext");
+    let mut c = db.client();
+    load(&mut c, &[]);
+    for (name, expected) in [
+        ("x.sql", true), ("x.ddl", true), ("x.dml", true), ("x.dql", true), ("x.dcl", true),
+        ("x.psql", true), ("x.pgsql", true), ("x.plpgsql", true), ("x.SQL", true),
+        ("x.PlPgSql", true), ("x.sql.bak", false), ("x.sql~", false), ("x.sqlx", false),
+        ("x.md", false), ("x.json", false), ("x", false),
+    ] {
+        let got: bool = c
+            .query_one("SELECT pg_temp.pgmi_is_sql_file($1)", &[&name])
+            .expect("is_sql_file")
+            .get(0);
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+// Checks 42–44 through the session: the same hashes the reference stores.
+#[test]
+fn checksums_are_bit_exact() {
+    let db = TestDb::new("checksums");
+    let mut c = db.client();
+    load(
+        &mut c,
+        &[
+            ("a.sql", b"SELECT * FROM users;"),
+            ("b.sql", b"SELECT * FROM USERS;"),
+            ("empty.sql", b""),
+            ("c.sql", b"-- header\nSELECT   1;  /* trailer */\n"),
+            ("d.sql", b"SELECT 1;\r\n"),
+            ("e.sql", b"SELECT \"Users\";"),
+            ("f.sql", b"SELECT \"users\";"),
+        ],
+    );
+    let get = |c: &mut Client, path: &str| -> (String, String) {
+        let r = c
+            .query_one("SELECT checksum, pgmi_checksum FROM pgmi_source_view WHERE path = $1", &[&path])
+            .expect(path);
+        (r.get(0), r.get(1))
+    };
+    let a = get(&mut c, "./a.sql");
+    let b = get(&mut c, "./b.sql");
+    assert_eq!(a.0, "d1ec24bdafb79996d598fd0707064fc6766042c1054c8ca379da5fc6a3a03e5a");
+    assert_eq!(a.1, "770ec17e2277e313a56c78ecab71d0ee460922cac72efddf9869ca4194276572");
+    assert_eq!(b.1, a.1);
+    let e = get(&mut c, "./empty.sql");
+    assert_eq!(e.0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(e.1, e.0);
+    let one = "354b7196c9ba5fb4b21cf615bb6ec4cd5c07503c34229feef033fc081a8c03f4";
+    assert_eq!(get(&mut c, "./c.sql").1, one);
+    assert_eq!(get(&mut c, "./d.sql").1, one);
+    assert_ne!(get(&mut c, "./e.sql").1, get(&mut c, "./f.sql").1);
+    // pgmi_plan_view.checksum is the normalised one
+    let plan: String = c
+        .query_one("SELECT checksum FROM pgmi_plan_view WHERE path = './b.sql'", &[])
+        .expect("plan")
+        .get(0);
+    assert_eq!(plan, a.1);
+}
+
+fn meta(id: &str, keys: &[&str]) -> String {
+    let keys: String = keys.iter().map(|k| format!("<key>{k}</key>")).collect();
+    let keys = if keys.is_empty() { String::new() } else { format!("<sortKeys>{keys}</sortKeys>") };
+    format!("/* <pgmi-meta id=\"{id}\" idempotent=\"true\">{keys}</pgmi-meta> */\nSELECT 1;\n")
+}
+
+// Check 45 (on a non-C collation database) and check 46.
+#[test]
+fn plan_view_orders_by_bytes_and_expands_sort_keys() {
+    let db = TestDb::new("plan");
+    db.client()
+        .batch_execute(&format!("ALTER DATABASE {} SET lc_messages = 'C'", db.name))
+        .expect("alter");
+    let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
+    let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
+    let multi = meta("00000000-0000-0000-0000-000000000003", &["001/000", "zzz/999"]);
+    let nokeys = meta("00000000-0000-0000-0000-000000000004", &[]);
+    let mut c = db.client();
+    load(
+        &mut c,
+        &[
+            ("first.sql", first.as_bytes()),
+            ("last.sql", last.as_bytes()),
+            ("multi.sql", multi.as_bytes()),
+            ("nokeys.sql", nokeys.as_bytes()),
+            ("fallback_a.sql", b"SELECT 1;"),
+            ("fallback-b.sql", b"SELECT 1;"),
+            ("migrations/002_data.sql", b"SELECT 1;"),
+            ("setup/functions.sql", b"SELECT 1;"),
+        ],
+    );
+    let order = strings(
+        &mut c,
+        "SELECT path || ' ' || sort_key FROM pgmi_plan_view ORDER BY execution_order",
+    );
+    assert_eq!(
+        order,
+        [
+            "./fallback-b.sql ./fallback-b.sql",
+            "./fallback_a.sql ./fallback_a.sql",
+            "./migrations/002_data.sql ./migrations/002_data.sql",
+            "./nokeys.sql ./nokeys.sql",
+            "./setup/functions.sql ./setup/functions.sql",
+            "./multi.sql 001/000",
+            "./multi.sql zzz/999",
+            "./first.sql ~first",
+            "./last.sql ~~last"
+        ]
+    );
+    let row = c
+        .query_one(
+            "SELECT id IS NULL, idempotent, description, sort_key = path, \
+                    checksum = (SELECT pgmi_checksum FROM pgmi_source_view s WHERE s.path = p.path) \
+               FROM pgmi_plan_view p WHERE path = './fallback_a.sql'",
+            &[],
+        )
+        .expect("defaults");
+    assert!(row.get::<_, bool>(0));
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, String>(2), "");
+    assert!(row.get::<_, bool>(3));
+    assert!(row.get::<_, bool>(4));
+    let sort_keys: String = c
+        .query_one("SELECT sort_keys::text FROM pgmi_source_metadata_view WHERE path = './nokeys.sql'", &[])
+        .expect("nokeys")
+        .get(0);
+    assert_eq!(sort_keys, "{}");
+}
+
+// Checks 46 and 47: generic_id is md5 of the UTF-8 path bytes, on UTF8 and LATIN1 databases.
+#[test]
+fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
+    for encoding in ["UTF8", "LATIN1"] {
+        let db = TestDb::unnamed(&format!("genid_{encoding}"));
+        pgmi_tests::connect("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+                db.name
+            ))
+            .expect("create database");
+        let mut c = db.client();
+        c.batch_execute("CREATE EXTENSION pgmi").expect("extension");
+        load(&mut c, &[("migrations/001.sql", b"SELECT 1;"), ("migrations/caf\u{e9}.sql".as_ref(), "SELECT 'é';".as_bytes())]);
+        let ids = strings(&mut c, "SELECT generic_id::text FROM pgmi_plan_view ORDER BY execution_order");
+        assert_eq!(
+            ids,
+            ["18a606ed-2992-a4e9-70c1-b9c7044ab9b8", "9bbc3810-8180-8c39-61fd-68b968fbc799"],
+            "{encoding}"
+        );
+        let content: String = c
+            .query_one("SELECT content FROM pgmi_source_view WHERE name = 'café.sql'", &[])
+            .expect("content")
+            .get(0);
+        assert_eq!(content, "SELECT 'é';", "{encoding}");
+    }
+}
+
+// Checks 10, 15, 17, 18, 19 through a real deploy: deploy.sql copies the views into a
+// permanent table, the test reads it afterwards.
+#[test]
+fn deploy_loads_exactly_the_project_files() {
+    let db = TestDb::unnamed("loaded");
+    let project = Project::with_deploy(
+        "CREATE TABLE seen AS SELECT path, content, checksum, pgmi_checksum, is_sql_file FROM pgmi_source_view;\n\
+         CREATE TABLE seen_tests AS SELECT path, is_fixture FROM pgmi_test_source_view;\n\
+         CREATE TABLE seen_dirs AS SELECT path, parent_path, depth FROM pgmi_test_directory_view;\n",
+    )
+    .file(".git/index", b"\x00\x01binary")
+    .file(".venv/lib/site.py", "x = 1")
+    .file("node_modules/pkg/index.js", "module.exports = 1")
+    .file("api/__pycache__/g.pyc", b"\x00\x00")
+    .file(".env", "PGPASSWORD=nope")
+    .file("migrations/001_bom.sql", b"\xEF\xBB\xBFCREATE TABLE t (id int);")
+    .file("migrations/002_plain.sql", "CREATE TABLE t (id int);")
+    .file("examples/deploy.sql", "SELECT 1;")
+    .file("__test__/README.md", "docs")
+    .file("__test__/test_a.sql", "SELECT 1;")
+    .file("__test__/_SETUP.PSQL", "SELECT 1;")
+    .file("__test__/_setup.pgsql", "SELECT 1;")
+    .file("__test__/_teardown.sql", "SELECT 1;");
+    deploy_ok(&project, &db.name, &[]);
+    let mut c = db.client();
+    let paths = strings(&mut c, "SELECT path FROM seen ORDER BY path COLLATE \"C\"");
+    assert_eq!(paths, ["./examples/deploy.sql", "./migrations/001_bom.sql", "./migrations/002_plain.sql"]);
+    let r = c
+        .query_one(
+            "SELECT a.checksum = b.checksum, a.pgmi_checksum = b.pgmi_checksum, a.content \
+               FROM seen a, seen b WHERE a.path = './migrations/001_bom.sql' AND b.path = './migrations/002_plain.sql'",
+            &[],
+        )
+        .expect("bom");
+    assert!(r.get::<_, bool>(0) && r.get::<_, bool>(1), "BOM must not change checksums");
+    assert_eq!(r.get::<_, String>(2), "CREATE TABLE t (id int);");
+    assert!(c.query_one("SELECT is_sql_file FROM seen WHERE path = './examples/deploy.sql'", &[]).expect("q").get::<_, bool>(0));
+    let tests = strings(&mut c, "SELECT path || ' ' || is_fixture FROM seen_tests ORDER BY path COLLATE \"C\"");
+    assert_eq!(
+        tests,
+        [
+            "./__test__/_SETUP.PSQL true",
+            "./__test__/_setup.pgsql false",
+            "./__test__/_teardown.sql false",
+            "./__test__/test_a.sql false"
+        ]
+    );
+    let dirs = strings(&mut c, "SELECT path || ' ' || coalesce(parent_path, 'NULL') || ' ' || depth FROM seen_dirs");
+    assert_eq!(dirs, ["./__test__/ NULL 0"]);
+}
+
+// Check 20: gapped test trees and the plan over them.
+#[test]
+fn gapped_test_tree_and_its_plan() {
+    let db = TestDb::new("gapped");
+    let mut c = db.client();
+    load(
+        &mut c,
+        &[
+            ("__test__/_setup.sql", b"SELECT 1;"),
+            ("__test__/test_a.sql", b"SELECT 1;"),
+            ("__test__/sub/deep/test_b.sql", b"SELECT 1;"),
+        ],
+    );
+    let dirs = strings(
+        &mut c,
+        "SELECT path || ' ' || coalesce(parent_path, 'NULL') || ' ' || depth FROM pgmi_test_directory_view ORDER BY path",
+    );
+    assert_eq!(dirs, ["./__test__/ NULL 0", "./__test__/sub/deep/ ./__test__/ 2"]);
+    let plan = strings(
+        &mut c,
+        "SELECT ordinal || ' ' || step_type || ' ' || coalesce(script_path, directory) FROM pg_temp.pgmi_test_plan() ORDER BY ordinal",
+    );
+    assert_eq!(
+        plan,
+        [
+            "1 fixture ./__test__/_setup.sql",
+            "2 test ./__test__/test_a.sql",
+            "3 test ./__test__/sub/deep/test_b.sql",
+            "4 teardown ./__test__/sub/deep/",
+            "5 teardown ./__test__/"
+        ]
+    );
+}
