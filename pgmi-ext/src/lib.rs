@@ -16,6 +16,7 @@ use pgrx::prelude::*;
 mod errors;
 mod guc;
 mod load;
+mod session;
 
 /// Runs once per backend when the library is loaded: registers the size limits.
 #[pg_guard]

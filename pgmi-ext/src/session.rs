@@ -56,7 +56,7 @@ pub fn create(project: &Project, parameters: &[(String, String)]) -> Summary {
         + project.test_sources.iter().map(|t| t.content.len()).sum::<usize>();
     Summary {
         files: project.files_loaded,
-        sql_files: project.sources.iter().filter(|s| s.path.is_sql_file).count(),
+        sql_files: project.sources.iter().filter(|s| s.path.is_sql_file()).count(),
         test_files: project.test_sources.len(),
         bytes,
         parameters: parameters.len(),
@@ -90,7 +90,7 @@ fn insert_sources(client: &mut SpiClient<'_>, project: &Project) -> Result<(), p
         let content: Vec<&[u8]> = batch.iter().map(|s| s.content.as_bytes()).collect();
         let checksum: Vec<&str> = batch.iter().map(|s| s.checksum.as_str()).collect();
         let pgmi_checksum: Vec<&str> = batch.iter().map(|s| s.pgmi_checksum.as_str()).collect();
-        let is_sql: Vec<bool> = batch.iter().map(|s| s.path.is_sql_file).collect();
+        let is_sql: Vec<bool> = batch.iter().map(|s| s.path.is_sql_file()).collect();
         let parent: Vec<Option<&[u8]>> =
             batch.iter().map(|s| s.path.parent_folder_name.as_deref().map(str::as_bytes)).collect();
         client.update(

@@ -1,0 +1,20 @@
+//! Pure logic shared by the pgmi extension (server) and the `pgmi-upload` CLI (client).
+//!
+//! Nothing here talks to PostgreSQL or the network, so everything is tested with plain
+//! `cargo test` and can be fuzzed. The rules that must never drift between client and
+//! server live here once: which files a project contains, how paths are normalised, the
+//! two checksums, `<pgmi-meta>` parsing, the bundle format, parameter rules and how
+//! `deploy.sql` is split into execution units.
+//!
+//! The behaviour follows the reference contract (`pgmi-session-api.md`) section by section;
+//! each module names the sections it implements.
+
+pub mod bundle;
+pub mod checksum;
+pub mod lexer;
+pub mod limits;
+pub mod meta;
+pub mod params;
+pub mod path;
+pub mod project;
+pub mod split;

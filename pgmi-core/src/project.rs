@@ -1,0 +1,257 @@
+//! From raw project files to the rows of the session tables (reference §2).
+//!
+//! [`walk`] reads a directory (client); [`crate::bundle::read`] unpacks an upload (server);
+//! both hand [`RawFile`]s to [`build`], so the client rejects exactly what the server
+//! would, before connecting.
+//!
+//! Invariants kept by [`build`]:
+//! * Files are processed in byte order of their path; the first failing file stops it.
+//!   Per file: strip one UTF-8 BOM → dunder check → NUL check → UTF-8 check → route
+//!   (§2.2 steps 2–7). Then duplicate `<pgmi-meta>` ids (§4.4), then the `_pgmi_source`
+//!   CHECK constraints (which the reference meets only at insert time, after all scan
+//!   errors — so they are reported last here too).
+//! * Source paths are `./` + the relative path, and must be unchanged by
+//!   [`path::normalize`]: a name the server would silently rewrite (trailing spaces, a
+//!   backslash) is rejected instead of being stored under a different name.
+//! * Nothing is quadratic: test-directory parents are found through a hash set, walking
+//!   the ancestors of each directory once.
+
+mod error;
+mod walk;
+
+use std::collections::HashSet;
+
+pub use error::{ErrorKind, ProjectError};
+pub use walk::walk;
+
+use crate::checksum;
+use crate::meta::{self, Metadata};
+use crate::path::{self, SourcePath};
+
+/// One file of a project as read from disk or a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFile {
+    /// Relative, `/`-separated, no leading `./` (`migrations/001.sql`).
+    pub path: String,
+    /// Exact bytes, BOM included.
+    pub bytes: Vec<u8>,
+}
+
+/// A `_pgmi_source` row (plus its `_pgmi_source_metadata` row when `metadata` is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The path and every column derived from it.
+    pub path: SourcePath,
+    /// The text, BOM stripped.
+    pub content: String,
+    /// Raw SHA-256 hex of `content`'s bytes (§3.1).
+    pub checksum: String,
+    /// Normalised SHA-256 hex (§3.2).
+    pub pgmi_checksum: String,
+    /// Parsed `<pgmi-meta>`; only ever set for SQL files.
+    pub metadata: Option<Metadata>,
+}
+
+impl SourceFile {
+    /// `size_bytes`: the UTF-8 length of the content.
+    pub fn size_bytes(&self) -> i64 {
+        i64::try_from(self.content.len()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A `_pgmi_test_directory` row (§2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestDirectory {
+    /// `./…/__test__/…/`, ending in `/`.
+    pub path: String,
+    /// Nearest proper ancestor that is itself a row.
+    pub parent_path: Option<String>,
+    /// Segments after the first `__test__`/`__tests__` directory.
+    pub depth: i32,
+}
+
+/// A `_pgmi_test_source` row (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestSource {
+    /// `./` path as found (no server-side normalisation for tests).
+    pub path: String,
+    /// Up to and including the last `/`; always a [`TestDirectory`] path.
+    pub directory: String,
+    /// Base name.
+    pub filename: String,
+    /// The text, BOM stripped.
+    pub content: String,
+    /// `_setup.sql` / `_setup.psql`, ASCII case-insensitively.
+    pub is_fixture: bool,
+}
+
+/// Everything the session tables hold about a project's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Project {
+    /// Non-test files, SQL or not, in byte order of path.
+    pub sources: Vec<SourceFile>,
+    /// Test directories ordered by depth, then path (the insert order the FK needs).
+    pub test_directories: Vec<TestDirectory>,
+    /// SQL files under test directories, in byte order of path.
+    pub test_sources: Vec<TestSource>,
+    /// Every file scanned, including non-SQL test files that are stored nowhere; excludes
+    /// the root `deploy.sql` and excluded paths (the summary's `filesLoaded`).
+    pub files_loaded: usize,
+}
+
+/// Validates and routes `files` (any order; excluded paths are ignored) into a [`Project`].
+pub fn build(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
+    files.retain(|f| !path::is_excluded(&f.path));
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+
+    let mut project = Project {
+        files_loaded: files.len(),
+        ..Project::default()
+    };
+    let mut test_dirs: HashSet<String> = HashSet::new();
+    let mut previous: Option<String> = None;
+
+    for RawFile {
+        path: rel,
+        mut bytes,
+    } in files
+    {
+        let shown = format!("./{rel}");
+        check_relative(&rel, &shown)?;
+        if previous.as_deref() == Some(rel.as_str()) {
+            return Err(invalid(&shown, "the path occurs twice"));
+        }
+        if path::normalize(&shown) != shown {
+            return Err(invalid(
+                &shown,
+                "PostgreSQL-side pgmi would store it under a different name (it ends in a space or contains a backslash)",
+            ));
+        }
+
+        // §2.2 step 2: one leading BOM goes; content, checksums and metadata use the rest.
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes.drain(..3);
+        }
+        if let Err(dir) = path::check_dunder(&shown) {
+            return Err(ProjectError::UnsupportedDirectory { dir, path: shown });
+        }
+        if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+            return Err(ProjectError::NulByte {
+                path: shown,
+                offset,
+            });
+        }
+        let content = String::from_utf8(bytes).map_err(|e| ProjectError::InvalidUtf8 {
+            path: shown.clone(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+
+        if path::is_test_path(&shown) {
+            let directory = path::directory_of(&shown).to_owned();
+            let filename = path::file_name_of(&shown).to_owned();
+            if !test_dirs.contains(&directory) {
+                test_dirs.insert(directory.clone());
+            }
+            // Non-SQL test files are validated (above) but stored nowhere (§2.4).
+            if path::is_sql_file(&filename) {
+                let is_fixture = path::is_fixture(&filename);
+                project.test_sources.push(TestSource {
+                    path: shown,
+                    directory,
+                    filename,
+                    content,
+                    is_fixture,
+                });
+            }
+        } else {
+            let source_path = path::derive(&shown);
+            let metadata = if path::is_sql_file(&source_path.name) {
+                meta::extract(&source_path.path, &content)
+                    .map_err(|e| ProjectError::Metadata(Box::new(e)))?
+            } else {
+                None
+            };
+            let bytes = content.as_bytes();
+            project.sources.push(SourceFile {
+                checksum: checksum::raw(bytes),
+                pgmi_checksum: checksum::normalized(bytes),
+                path: source_path,
+                content,
+                metadata,
+            });
+        }
+        previous = Some(rel);
+    }
+
+    meta::check_unique_ids(
+        project
+            .sources
+            .iter()
+            .filter_map(|s| s.metadata.as_ref().map(|m| (s.path.path.as_str(), m.id))),
+    )
+    .map_err(|e| ProjectError::DuplicateIds(Box::new(e)))?;
+
+    for source in &project.sources {
+        path::check_source_row(&source.path).map_err(ProjectError::Constraint)?;
+    }
+
+    project.test_directories = test_directory_rows(test_dirs);
+    Ok(project)
+}
+
+/// Rejects paths no walk produces and no bundle reader passes on: empty, absolute, with
+/// empty, `.` or `..` segments, or a NUL.
+fn check_relative(rel: &str, shown: &str) -> Result<(), ProjectError> {
+    if rel.is_empty() {
+        return Err(invalid("./", "the path is empty"));
+    }
+    if rel.contains('\0') {
+        return Err(invalid(shown, "the path contains a NUL character"));
+    }
+    if rel.starts_with('/') {
+        return Err(invalid(shown, "the path must be relative"));
+    }
+    if rel
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(invalid(
+            shown,
+            "the path has an empty, \".\" or \"..\" segment",
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(shown: &str, reason: &str) -> ProjectError {
+    ProjectError::InvalidPath {
+        path: shown.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// §2.5: parent = nearest proper ancestor (cut at `/`) that is itself in the set; depth =
+/// segments after the first dunder directory; ordered by depth, then path.
+fn test_directory_rows(dirs: HashSet<String>) -> Vec<TestDirectory> {
+    let mut rows: Vec<TestDirectory> = dirs
+        .iter()
+        .map(|dir| {
+            let without_slash = dir.strip_suffix('/').unwrap_or(dir);
+            let parent_path = without_slash
+                .rmatch_indices('/')
+                .map(|(i, _)| &dir[..=i])
+                .find(|candidate| dirs.contains(*candidate))
+                .map(str::to_owned);
+            TestDirectory {
+                depth: path::test_directory_depth(dir),
+                path: dir.clone(),
+                parent_path,
+            }
+        })
+        .collect();
+    rows.sort_unstable_by(|a, b| a.depth.cmp(&b.depth).then_with(|| a.path.cmp(&b.path)));
+    rows
+}
+
+#[cfg(test)]
+mod tests;

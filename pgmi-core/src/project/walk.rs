@@ -1,0 +1,186 @@
+//! Reading a project directory from disk (reference §2.1, §2.2 step 1).
+//!
+//! Invariants:
+//! * Order is the reference's `WalkDir` order: depth first, each directory's entries sorted
+//!   by name bytes. Directories produce nothing.
+//! * Exclusion (hidden, `node_modules`, `__pycache__`, root `deploy.sql`) is decided from the
+//!   name before anything is opened, so junk inside excluded trees never fails the walk.
+//! * Symlinks (to files or directories) are refused, never followed; FIFOs, sockets and
+//!   devices are refused too (the reference would block reading a FIFO).
+//! * No file is read beyond `max_file_bytes + 1` bytes, so a file that grows while read
+//!   fails instead of exhausting memory.
+
+use std::fs::{self, DirEntry, File, FileType};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::{ProjectError, RawFile};
+use crate::limits::Limits;
+use crate::path::{is_excluded_segment, ROOT_DEPLOY_SCRIPT};
+
+/// Walks `root` and returns every project file in walk order, with paths relative to
+/// `root` (`/`-separated, no leading `./`). Content is returned as read; validation is
+/// [`super::build`]'s job.
+pub fn walk(root: &Path, limits: &Limits) -> Result<Vec<RawFile>, ProjectError> {
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ProjectError::RootNotADirectory {
+                root: root.to_owned(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ProjectError::RootNotFound {
+                root: root.to_owned(),
+            })
+        }
+        Err(source) => return Err(ProjectError::Io { path: None, source }),
+    }
+
+    let mut files = Vec::new();
+    // An explicit stack instead of recursion: directory depth is unbounded on disk.
+    let mut stack: Vec<(String, std::vec::IntoIter<DirEntry>)> =
+        vec![(String::new(), sorted_entries(root, "")?)];
+    while let Some((rel_dir, entries)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let at_root = rel_dir.is_empty();
+        let os_name = entry.file_name();
+        let lossy = os_name.to_string_lossy();
+        if is_excluded_segment(&lossy) {
+            continue;
+        }
+        let child_rel = if at_root {
+            lossy.to_string()
+        } else {
+            format!("{rel_dir}/{lossy}")
+        };
+        if os_name.to_str().is_none() {
+            return Err(ProjectError::NonUtf8Name {
+                lossy: format!("./{child_rel}"),
+            });
+        }
+        let shown = format!("./{child_rel}");
+        let file_type = entry.file_type().map_err(|source| ProjectError::Io {
+            path: Some(shown.clone()),
+            source,
+        })?;
+        if file_type.is_dir() {
+            let children = sorted_entries(&entry.path(), &shown)?;
+            stack.push((child_rel, children));
+            continue;
+        }
+        if at_root && child_rel.eq_ignore_ascii_case(ROOT_DEPLOY_SCRIPT) {
+            continue;
+        }
+        if file_type.is_symlink() {
+            return Err(ProjectError::Symlink { path: shown });
+        }
+        if !file_type.is_file() {
+            return Err(ProjectError::NotRegularFile {
+                path: shown,
+                what: describe(&file_type),
+            });
+        }
+        if files.len() >= limits.max_files {
+            return Err(ProjectError::TooManyFiles {
+                limit: limits.max_files,
+            });
+        }
+        let bytes = read_capped(&entry, &shown, limits.max_file_bytes)?;
+        files.push(RawFile {
+            path: child_rel,
+            bytes,
+        });
+    }
+    Ok(files)
+}
+
+/// A directory's entries sorted by name bytes (`OsString` orders bytewise on Unix).
+fn sorted_entries(dir: &Path, shown: &str) -> Result<std::vec::IntoIter<DirEntry>, ProjectError> {
+    let io_err = |source| ProjectError::Io {
+        path: Some(if shown.is_empty() {
+            "./".to_owned()
+        } else {
+            shown.to_owned()
+        }),
+        source,
+    };
+    let mut entries = fs::read_dir(dir)
+        .map_err(io_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err)?;
+    entries.sort_by_cached_key(DirEntry::file_name);
+    Ok(entries.into_iter())
+}
+
+/// Reads one regular file, refusing anything over `cap` bytes without reading it whole.
+fn read_capped(entry: &DirEntry, shown: &str, cap: u64) -> Result<Vec<u8>, ProjectError> {
+    let io_err = |source| ProjectError::Io {
+        path: Some(shown.to_owned()),
+        source,
+    };
+    let path: PathBuf = entry.path();
+    let mut file = File::open(&path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    // The entry was a regular file when listed; make sure the opened file is still that
+    // file (not a symlink or FIFO swapped in between), so the checks above stay true.
+    let same = meta.is_file() && same_inode(entry, &meta);
+    if !same {
+        return Err(io_err(io::Error::other(
+            "the file was replaced while being read",
+        )));
+    }
+    if meta.len() > cap {
+        return Err(ProjectError::FileTooLarge {
+            path: shown.to_owned(),
+            size: meta.len(),
+            cap,
+        });
+    }
+    // Capacity is bounded by `cap` (checked just above).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    (&mut file)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > cap {
+        return Err(ProjectError::FileGrew {
+            path: shown.to_owned(),
+            cap,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn same_inode(entry: &DirEntry, meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::{DirEntryExt, MetadataExt};
+    entry.ino() == meta.ino()
+}
+
+#[cfg(not(unix))]
+fn same_inode(_entry: &DirEntry, _meta: &fs::Metadata) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn describe(ft: &FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device file"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn describe(_ft: &FileType) -> &'static str {
+    "special file"
+}
