@@ -36,12 +36,22 @@ pub fn bundle(e: &BundleError) -> ! {
         K::NotGzip | K::CorruptGzip | K::CorruptTar | K::InvalidParameters => {
             (PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION, None)
         }
-        K::FileTooLarge => (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, Some(limit_hint("max_file_size"))),
-        K::TooManyFiles => (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, Some(limit_hint("max_files"))),
-        K::BundleTooLarge => (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, Some(limit_hint("max_bundle_size"))),
-        K::UnpackedTooLarge => {
-            (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, Some(limit_hint("max_unpacked_size")))
-        }
+        K::FileTooLarge => (
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            Some(limit_hint("max_file_size")),
+        ),
+        K::TooManyFiles => (
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            Some(limit_hint("max_files")),
+        ),
+        K::BundleTooLarge => (
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            Some(limit_hint("max_bundle_size")),
+        ),
+        K::UnpackedTooLarge => (
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            Some(limit_hint("max_unpacked_size")),
+        ),
         K::AbsolutePath
         | K::ParentComponent
         | K::Link
@@ -57,8 +67,12 @@ pub fn bundle(e: &BundleError) -> ! {
 
 pub fn project(e: &ProjectError) -> ! {
     let code = match e.kind() {
-        ErrorKind::NulByte | ErrorKind::InvalidUtf8 => PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-        ErrorKind::FileTooLarge | ErrorKind::TooManyFiles => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::NulByte | ErrorKind::InvalidUtf8 => {
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE
+        }
+        ErrorKind::FileTooLarge | ErrorKind::TooManyFiles => {
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
+        }
         ErrorKind::DuplicateIds => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
@@ -78,7 +92,9 @@ pub fn project(e: &ProjectError) -> ! {
         },
         _ => (e.to_string(), None),
     };
-    let hint = e.hint().unwrap_or_else(|| "fix the file and upload the project again".to_string());
+    let hint = e
+        .hint()
+        .unwrap_or_else(|| "fix the file and upload the project again".to_string());
     raise(code, message, detail, hint)
 }
 
@@ -87,7 +103,9 @@ pub fn params(e: &ParamError) -> ! {
         ParamError::CaseCollision { .. } => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
-    let hint = e.hint().unwrap_or_else(|| "fix the parameter in .pgmi/parameters.json".to_string());
+    let hint = e
+        .hint()
+        .unwrap_or_else(|| "fix the parameter in .pgmi/parameters.json".to_string());
     raise(code, e.to_string(), None, hint)
 }
 
@@ -97,6 +115,7 @@ pub fn spi(e: &pgrx::spi::Error) -> ! {
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         format!("pgmi_load could not prepare the session: {e}"),
         None,
-        "this is a bug in the pgmi extension; please report it with the PostgreSQL version".to_string(),
+        "this is a bug in the pgmi extension; please report it with the PostgreSQL version"
+            .to_string(),
     )
 }

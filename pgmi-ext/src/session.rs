@@ -28,7 +28,11 @@ pub struct Summary {
 pub fn create(project: &Project, parameters: &[(String, String)]) -> Summary {
     Spi::connect_mut(|client| {
         let exists = client
-            .select("SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL", None, &[])?
+            .select(
+                "SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
+                None,
+                &[],
+            )?
             .first()
             .get_one::<bool>()?
             .unwrap_or(false);
@@ -52,11 +56,23 @@ pub fn create(project: &Project, parameters: &[(String, String)]) -> Summary {
     })
     .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e));
 
-    let bytes = project.sources.iter().map(|s| s.content.len()).sum::<usize>()
-        + project.test_sources.iter().map(|t| t.content.len()).sum::<usize>();
+    let bytes = project
+        .sources
+        .iter()
+        .map(|s| s.content.len())
+        .sum::<usize>()
+        + project
+            .test_sources
+            .iter()
+            .map(|t| t.content.len())
+            .sum::<usize>();
     Summary {
         files: project.files_loaded,
-        sql_files: project.sources.iter().filter(|s| s.path.is_sql_file()).count(),
+        sql_files: project
+            .sources
+            .iter()
+            .filter(|s| s.path.is_sql_file())
+            .count(),
         test_files: project.test_sources.len(),
         bytes,
         parameters: parameters.len(),
@@ -91,8 +107,10 @@ fn insert_sources(client: &mut SpiClient<'_>, project: &Project) -> Result<(), p
         let checksum: Vec<&str> = batch.iter().map(|s| s.checksum.as_str()).collect();
         let pgmi_checksum: Vec<&str> = batch.iter().map(|s| s.pgmi_checksum.as_str()).collect();
         let is_sql: Vec<bool> = batch.iter().map(|s| s.path.is_sql_file()).collect();
-        let parent: Vec<Option<&[u8]>> =
-            batch.iter().map(|s| s.path.parent_folder_name.as_deref().map(str::as_bytes)).collect();
+        let parent: Vec<Option<&[u8]>> = batch
+            .iter()
+            .map(|s| s.path.parent_folder_name.as_deref().map(str::as_bytes))
+            .collect();
         client.update(
             "INSERT INTO pg_temp._pgmi_source (path, name, directory, extension, depth, content, \
                  size_bytes, checksum, pgmi_checksum, path_parts, is_sql_file, is_test_file, \
@@ -103,8 +121,7 @@ fn insert_sources(client: &mut SpiClient<'_>, project: &Project) -> Result<(), p
                     pg_catalog.octet_length(t.content), f.checksum, f.pgmi_checksum, \
                     pg_catalog.string_to_array(t.path, '/'), f.is_sql, false, \
                     pg_catalog.convert_from(f.parent, 'UTF8') \
-               FROM pg_catalog.unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], \
-                        $5::int4[], $6::bytea[], $7::text[], $8::text[], $9::bool[], $10::bytea[]) \
+               FROM ROWS FROM (pg_catalog.unnest($1::bytea[]), pg_catalog.unnest($2::bytea[]), pg_catalog.unnest($3::bytea[]), pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::int4[]), pg_catalog.unnest($6::bytea[]), pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]), pg_catalog.unnest($9::bool[]), pg_catalog.unnest($10::bytea[])) \
                     AS f(path, name, directory, extension, depth, content, checksum, \
                          pgmi_checksum, is_sql, parent), \
                     LATERAL (SELECT pg_catalog.convert_from(f.path, 'UTF8') AS path, \
@@ -128,12 +145,18 @@ fn insert_sources(client: &mut SpiClient<'_>, project: &Project) -> Result<(), p
 }
 
 fn insert_metadata(client: &mut SpiClient<'_>, project: &Project) -> Result<(), pgrx::spi::Error> {
-    let with_meta: Vec<_> =
-        project.sources.iter().filter_map(|s| s.metadata.as_ref().map(|m| (s, m))).collect();
+    let with_meta: Vec<_> = project
+        .sources
+        .iter()
+        .filter_map(|s| s.metadata.as_ref().map(|m| (s, m)))
+        .collect();
     if with_meta.is_empty() {
         return Ok(());
     }
-    let path: Vec<&[u8]> = with_meta.iter().map(|(s, _)| s.path.path.as_bytes()).collect();
+    let path: Vec<&[u8]> = with_meta
+        .iter()
+        .map(|(s, _)| s.path.path.as_bytes())
+        .collect();
     let id: Vec<String> = with_meta.iter().map(|(_, m)| m.id.to_string()).collect();
     let idempotent: Vec<bool> = with_meta.iter().map(|(_, m)| m.idempotent).collect();
     // Sort keys differ in number per file, so each file's list travels as a JSON array.
@@ -142,7 +165,10 @@ fn insert_metadata(client: &mut SpiClient<'_>, project: &Project) -> Result<(), 
         .map(|(_, m)| serde_json::to_vec(&m.sort_keys).unwrap_or_else(|_| b"[]".to_vec()))
         .collect();
     let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-    let description: Vec<&[u8]> = with_meta.iter().map(|(_, m)| m.description.as_bytes()).collect();
+    let description: Vec<&[u8]> = with_meta
+        .iter()
+        .map(|(_, m)| m.description.as_bytes())
+        .collect();
     client.update(
         "INSERT INTO pg_temp._pgmi_source_metadata (path, id, idempotent, sort_keys, description) \
          SELECT pg_catalog.convert_from(m.path, 'UTF8'), m.id::uuid, m.idempotent, \
@@ -152,7 +178,7 @@ fn insert_metadata(client: &mut SpiClient<'_>, project: &Project) -> Result<(), 
                              WITH ORDINALITY AS k(key, n) \
                        ORDER BY k.n), \
                 pg_catalog.convert_from(m.description, 'UTF8') \
-           FROM pg_catalog.unnest($1::bytea[], $2::text[], $3::bool[], $4::bytea[], $5::bytea[]) \
+           FROM ROWS FROM (pg_catalog.unnest($1::bytea[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::bool[]), pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::bytea[])) \
                 AS m(path, id, idempotent, keys, description)",
         None,
         &[path.into(), id.into(), idempotent.into(), keys.into(), description.into()],
@@ -166,14 +192,16 @@ fn insert_tests(client: &mut SpiClient<'_>, project: &Project) -> Result<(), pgr
     }
     let dirs = &project.test_directories;
     let path: Vec<&[u8]> = dirs.iter().map(|d| d.path.as_bytes()).collect();
-    let parent: Vec<Option<&[u8]>> =
-        dirs.iter().map(|d| d.parent_path.as_deref().map(str::as_bytes)).collect();
+    let parent: Vec<Option<&[u8]>> = dirs
+        .iter()
+        .map(|d| d.parent_path.as_deref().map(str::as_bytes))
+        .collect();
     let depth: Vec<i32> = dirs.iter().map(|d| d.depth).collect();
     client.update(
         "INSERT INTO pg_temp._pgmi_test_directory (path, parent_path, depth) \
          SELECT pg_catalog.convert_from(d.path, 'UTF8'), pg_catalog.convert_from(d.parent, 'UTF8'), \
                 d.depth \
-           FROM pg_catalog.unnest($1::bytea[], $2::bytea[], $3::int4[]) AS d(path, parent, depth)",
+           FROM ROWS FROM (pg_catalog.unnest($1::bytea[]), pg_catalog.unnest($2::bytea[]), pg_catalog.unnest($3::int4[])) AS d(path, parent, depth)",
         None,
         &[path.into(), parent.into(), depth.into()],
     )?;
@@ -189,8 +217,7 @@ fn insert_tests(client: &mut SpiClient<'_>, project: &Project) -> Result<(), pgr
                     pg_catalog.convert_from(t.directory, 'UTF8'), \
                     pg_catalog.convert_from(t.filename, 'UTF8'), \
                     pg_catalog.convert_from(t.content, 'UTF8'), t.is_fixture \
-               FROM pg_catalog.unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], \
-                                      $5::bool[]) AS t(path, directory, filename, content, is_fixture)",
+               FROM ROWS FROM (pg_catalog.unnest($1::bytea[]), pg_catalog.unnest($2::bytea[]), pg_catalog.unnest($3::bytea[]), pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::bool[])) AS t(path, directory, filename, content, is_fixture)",
             None,
             &[path.into(), directory.into(), filename.into(), content.into(), is_fixture.into()],
         )?;
@@ -213,7 +240,7 @@ fn insert_parameters(
     client.update(
         "INSERT INTO pg_temp._pgmi_parameter (key, value) \
          SELECT p.key, pg_catalog.convert_from(p.value, 'UTF8') \
-           FROM pg_catalog.unnest($1::text[], $2::bytea[]) AS p(key, value)",
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bytea[])) AS p(key, value)",
         None,
         &[key.into(), value.into()],
     )?;

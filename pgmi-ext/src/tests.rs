@@ -1,5 +1,5 @@
-//! In-backend tests: each runs inside one transaction that pgrx rolls back. Anything
-//! involving COMMIT, CALL, session lifetime or the CLI is tested live in `tests/`.
+// In-backend tests: each runs inside one transaction that pgrx rolls back. Anything
+// involving COMMIT, CALL, session lifetime or the CLI is tested live in `tests/`.
 
 use pgmi_core::bundle;
 use pgmi_core::project::RawFile;

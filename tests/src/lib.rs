@@ -16,24 +16,43 @@ fn host() -> String {
 }
 
 fn port() -> u16 {
-    std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432)
+    std::env::var("PGPORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432)
 }
 
+/// `PGUSER`, else the OS user's name (peer authentication maps it to the same role).
 fn user() -> String {
-    std::env::var("PGUSER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "postgres".to_string())
+    if let Some(user) = std::env::var("PGUSER").ok().filter(|u| !u.is_empty()) {
+        return user;
+    }
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A connection to `database` as the test superuser.
-pub fn connect(database: &str) -> Client {
+fn try_connect(database: &str) -> Result<Client, postgres::Error> {
     postgres::Config::new()
         .host(&host())
         .port(port())
         .user(&user())
         .dbname(database)
         .connect(postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot connect to {database} on {}: {e}", host()))
+}
+
+/// A connection to `database` as the test superuser.
+pub fn connect(database: &str) -> Client {
+    try_connect(database).unwrap_or_else(|e| {
+        let detail = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default();
+        panic!(
+            "cannot connect to {database} on {} as {}: {e} {detail}",
+            host(),
+            user()
+        )
+    })
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -47,7 +66,9 @@ impl TestDb {
     /// Creates a fresh database with the extension installed.
     pub fn new(label: &str) -> TestDb {
         let db = TestDb::empty(label);
-        db.client().batch_execute("CREATE EXTENSION pgmi").expect("CREATE EXTENSION pgmi");
+        db.client()
+            .batch_execute("CREATE EXTENSION pgmi")
+            .expect("CREATE EXTENSION pgmi");
         db
     }
 
@@ -63,9 +84,19 @@ impl TestDb {
     /// A unique name whose database does not exist yet (dropped at the end if created).
     pub fn unnamed(label: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let label: String =
-            label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        TestDb { name: format!("pgmi_t_{label}_{}_{n}", std::process::id()) }
+        let label: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        TestDb {
+            name: format!("pgmi_t_{label}_{}_{n}", std::process::id()),
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -84,8 +115,13 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = connect("postgres")
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        // never panic here: a panic while unwinding another one aborts the test binary
+        if let Ok(mut admin) = try_connect("postgres") {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }
 
@@ -96,7 +132,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
-        Project { dir: tempfile::tempdir().expect("tempdir") }
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// A project whose deploy.sql is `deploy`.
@@ -145,8 +183,16 @@ pub fn binary() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test binary> → target/<profile>/pgmi-upload
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("pgmi-upload");
-    assert!(bin.exists(), "{} not found: run `cargo build -p pgmi-upload` first", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("pgmi-upload");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p pgmi-upload` first",
+        bin.display()
+    );
     bin
 }
 

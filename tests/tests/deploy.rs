@@ -5,7 +5,8 @@
 use pgmi_tests::{connect, deploy, deploy_ok, pgmi_upload, Project, TestDb};
 
 fn exists(db: &TestDb, relation: &str) -> bool {
-    db.text(&format!("SELECT to_regclass('{relation}')::text")).is_some()
+    db.text(&format!("SELECT to_regclass('{relation}')::text"))
+        .is_some()
 }
 
 fn database_exists(name: &str) -> bool {
@@ -41,17 +42,32 @@ fn trivial_deploy_creates_the_database_and_is_silent() {
                 || l.starts_with("Executing deploy.sql"))
         })
         .collect();
-    assert!(unexpected.is_empty(), "unexpected stderr lines (notices?): {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected stderr lines (notices?): {unexpected:?}"
+    );
     assert!(database_exists(&db.name));
 }
 
-fn assert_rejected_offline(project: &Project, code: i32, needle: &str, env: &[(&str, &str)]) -> String {
+fn assert_rejected_offline(
+    project: &Project,
+    code: i32,
+    needle: &str,
+    env: &[(&str, &str)],
+) -> String {
     let db = TestDb::unnamed("offline");
     let path = project.path().to_str().expect("path");
     let run = pgmi_upload(&["deploy", path, "-d", &db.name], env);
     assert_eq!(run.code, code, "{}", run.stderr);
-    assert!(run.stderr.contains(needle), "expected {needle:?} in:\n{}", run.stderr);
-    assert!(!database_exists(&db.name), "nothing may be touched before validation passes");
+    assert!(
+        run.stderr.contains(needle),
+        "expected {needle:?} in:\n{}",
+        run.stderr
+    );
+    assert!(
+        !database_exists(&db.name),
+        "nothing may be touched before validation passes"
+    );
     run.stderr
 }
 
@@ -65,7 +81,11 @@ fn bad_project_files_are_rejected_before_connecting() {
         "./data/blob.bin",
         &[],
     );
-    assert_eq!(stderr.matches("./data/blob.bin").count(), 1, "name the file once:\n{stderr}");
+    assert_eq!(
+        stderr.matches("./data/blob.bin").count(),
+        1,
+        "name the file once:\n{stderr}"
+    );
     assert_rejected_offline(
         &Project::with_deploy("SELECT 1;").file("latin.sql", b"\xff\xfe"),
         10,
@@ -84,20 +104,29 @@ fn bad_project_files_are_rejected_before_connecting() {
         "__Test__",
         &[],
     );
-    assert_rejected_offline(&Project::new().file("a.sql", "SELECT 1;"), 14, "deploy.sql", &[]);
+    assert_rejected_offline(
+        &Project::new().file("a.sql", "SELECT 1;"),
+        14,
+        "deploy.sql",
+        &[],
+    );
 }
 
 // Check 13.
 #[test]
 fn symlinks_are_refused_unless_excluded() {
     let project = Project::with_deploy("SELECT 1;").file("real.sql", "SELECT 1;");
-    std::os::unix::fs::symlink(project.path().join("real.sql"), project.path().join("link.sql"))
-        .expect("symlink");
+    std::os::unix::fs::symlink(
+        project.path().join("real.sql"),
+        project.path().join("link.sql"),
+    )
+    .expect("symlink");
     assert_rejected_offline(&project, 10, "refusing to read symlink", &[]);
 
     let db = TestDb::unnamed("symlink_ok");
     let project = Project::with_deploy("SELECT 1;").file("node_modules/real.js", "x");
-    std::os::unix::fs::symlink("real.js", project.path().join("node_modules/link.js")).expect("symlink");
+    std::os::unix::fs::symlink("real.js", project.path().join("node_modules/link.js"))
+        .expect("symlink");
     deploy_ok(&project, &db.name, &[]);
 }
 
@@ -113,7 +142,10 @@ fn file_size_cap_and_override() {
 
     let db = TestDb::unnamed("bigfile");
     let path = project.path().to_str().expect("path");
-    let run = pgmi_upload(&["deploy", path, "-d", &db.name], &[("PGMI_MAX_FILE_SIZE", "20000000")]);
+    let run = pgmi_upload(
+        &["deploy", path, "-d", &db.name],
+        &[("PGMI_MAX_FILE_SIZE", "20000000")],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(db.count("SELECT size_bytes FROM big"), 10 * 1024 * 1024 + 1);
 }
@@ -135,24 +167,38 @@ fn parameters_round_trip() {
         &project,
         &db.name,
         &[
-            "--param", "MyParam=value1",
-            "--param", "json={\"a\": [1, \"&\"]}",
-            "--param", "multi=line one\nline two ünïcødé",
-            "--param", "empty=",
+            "--param",
+            "MyParam=value1",
+            "--param",
+            "json={\"a\": [1, \"&\"]}",
+            "--param",
+            "multi=line one\nline two ünïcødé",
+            "--param",
+            "empty=",
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("Loaded 4 parameters"), "{}", run.stderr);
-    assert!(!run.stderr.contains("value1"), "parameter values are never printed");
+    assert!(
+        !run.stderr.contains("value1"),
+        "parameter values are never printed"
+    );
     let mut c = db.client();
-    let s = c.query_one("SELECT lower_name, mixed_name, missing, json, multi, empty FROM s", &[]).expect("s");
+    let s = c
+        .query_one(
+            "SELECT lower_name, mixed_name, missing, json, multi, empty FROM s",
+            &[],
+        )
+        .expect("s");
     assert_eq!(s.get::<_, String>(0), "value1");
     assert_eq!(s.get::<_, Option<String>>(1).as_deref(), Some("value1"));
     assert_eq!(s.get::<_, Option<String>>(2), None);
     assert_eq!(s.get::<_, String>(3), "{\"a\": [1, \"&\"]}");
     assert_eq!(s.get::<_, String>(4), "line one\nline two ünïcødé");
     assert_eq!(s.get::<_, String>(5), "");
-    let row = c.query_one("SELECT type, required FROM p WHERE key = 'myparam'", &[]).expect("p");
+    let row = c
+        .query_one("SELECT type, required FROM p WHERE key = 'myparam'", &[])
+        .expect("p");
     assert_eq!(row.get::<_, String>(0), "text");
     assert!(!row.get::<_, bool>(1));
 }
@@ -168,12 +214,20 @@ fn parameter_keys_are_validated_offline() {
         let arg = format!("{key}=v");
         let run = pgmi_upload(&["deploy", path, "-d", &db.name, "--param", &arg], &[]);
         assert_eq!(run.code, 10, "{key}: {}", run.stderr);
-        assert!(run.stderr.contains(key), "error names the key {key}:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(key),
+            "error names the key {key}:\n{}",
+            run.stderr
+        );
         assert!(!database_exists(&db.name));
     }
     let db = TestDb::unnamed("goodkey");
     let ok = format!("{}=v", "k".repeat(63));
-    deploy_ok(&project, &db.name, &["--param", &ok, "--param", "_private=v"]);
+    deploy_ok(
+        &project,
+        &db.name,
+        &["--param", &ok, "--param", "_private=v"],
+    );
 }
 
 // Check 56: parameters are session-scoped and survive a rolled-back head.
@@ -199,7 +253,8 @@ fn tail_statements_run_one_by_one() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["executionUnits"], 3);
     assert_eq!(
-        db.text("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'i'::regclass").as_deref(),
+        db.text("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'i'::regclass")
+            .as_deref(),
         Some("true")
     );
 }
@@ -276,12 +331,17 @@ fn concurrent_deploys_to_one_database_are_refused() {
     let run = deploy(&project, &db.name, &[]);
     assert_eq!(run.code, 15, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("another pgmi deployment is already running against \"{}\"", db.name)),
+        run.stderr.contains(&format!(
+            "another pgmi deployment is already running against \"{}\"",
+            db.name
+        )),
         "{}",
         run.stderr
     );
     deploy_ok(&project, &other.name, &[]);
-    holder.batch_execute("SELECT pg_advisory_unlock_all()").expect("unlock");
+    holder
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .expect("unlock");
     deploy_ok(&project, &db.name, &[]);
     // and right after a deploy finishes, the next one is not blocked
     deploy_ok(&project, &db.name, &[]);
@@ -293,11 +353,25 @@ fn demo_project_deploys_twice() {
     let db = TestDb::unnamed("demo");
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     let demo = demo.to_str().expect("path");
-    let first = pgmi_upload(&["deploy", demo, "-d", &db.name, "--param", "greeting=hi"], &[]);
+    let first = pgmi_upload(
+        &["deploy", demo, "-d", &db.name, "--param", "greeting=hi"],
+        &[],
+    );
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(first.stderr.contains("3 migration(s) applied"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("3 migration(s) applied"),
+        "{}",
+        first.stderr
+    );
     let second = pgmi_upload(&["deploy", demo, "-d", &db.name], &[]);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(second.stderr.contains("0 migration(s) applied"), "{}", second.stderr);
-    assert_eq!(db.text("SELECT demo.greet('fr')").as_deref(), Some("Bonjour"));
+    assert!(
+        second.stderr.contains("0 migration(s) applied"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        db.text("SELECT demo.greet('fr')").as_deref(),
+        Some("Bonjour")
+    );
 }

@@ -9,17 +9,27 @@ use pgmi_tests::{deploy_ok, Client, Project, TestDb};
 fn bundle_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let files: Vec<RawFile> = files
         .iter()
-        .map(|(p, b)| RawFile { path: (*p).to_string(), bytes: b.to_vec() })
+        .map(|(p, b)| RawFile {
+            path: (*p).to_string(),
+            bytes: b.to_vec(),
+        })
         .collect();
-    bundle::write(&files, &[])
+    bundle::write(&files, &[]).expect("bundle")
 }
 
 fn load(client: &mut Client, files: &[(&str, &[u8])]) {
-    client.query("SELECT * FROM pgmi_load($1)", &[&bundle_of(files)]).expect("pgmi_load");
+    client
+        .query("SELECT * FROM pgmi_load($1)", &[&bundle_of(files)])
+        .expect("pgmi_load");
 }
 
 fn strings(client: &mut Client, query: &str) -> Vec<String> {
-    client.query(query, &[]).expect(query).iter().map(|r| r.get::<_, String>(0)).collect()
+    client
+        .query(query, &[])
+        .expect(query)
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
 }
 
 // Check 1: exactly the contract's objects in pg_temp, and nothing else.
@@ -67,7 +77,13 @@ fn zero_file_session_has_exactly_the_contract_objects() {
     );
     assert_eq!(
         tables,
-        ["_pgmi_parameter", "_pgmi_source", "_pgmi_source_metadata", "_pgmi_test_directory", "_pgmi_test_source"]
+        [
+            "_pgmi_parameter",
+            "_pgmi_source",
+            "_pgmi_source_metadata",
+            "_pgmi_test_directory",
+            "_pgmi_test_source"
+        ]
     );
     let types = strings(
         &mut c,
@@ -79,7 +95,7 @@ fn zero_file_session_has_exactly_the_contract_objects() {
 fn columns(c: &mut Client, relation: &str) -> Vec<String> {
     c.query(
         "SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute \
-          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+          WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
         &[&relation],
     )
     .expect("columns")
@@ -97,26 +113,55 @@ fn view_columns_and_event_type_match_the_contract() {
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_plan_view"),
         [
-            "path text", "content text", "checksum text", "generic_id uuid", "id uuid",
-            "idempotent boolean", "description text", "sort_key text", "execution_order bigint"
+            "path text",
+            "content text",
+            "checksum text",
+            "generic_id uuid",
+            "id uuid",
+            "idempotent boolean",
+            "description text",
+            "sort_key text",
+            "execution_order bigint"
         ]
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_source_view"),
         [
-            "path text", "name text", "directory text", "extension text", "depth integer",
-            "content text", "size_bytes bigint", "checksum text", "pgmi_checksum text",
-            "path_parts text[]", "is_sql_file boolean", "is_test_file boolean",
+            "path text",
+            "name text",
+            "directory text",
+            "extension text",
+            "depth integer",
+            "content text",
+            "size_bytes bigint",
+            "checksum text",
+            "pgmi_checksum text",
+            "path_parts text[]",
+            "is_sql_file boolean",
+            "is_test_file boolean",
             "parent_folder_name text"
         ]
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_parameter_view"),
-        ["key text", "value text", "type text", "required boolean", "default_value text", "description text"]
+        [
+            "key text",
+            "value text",
+            "type text",
+            "required boolean",
+            "default_value text",
+            "description text"
+        ]
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_test_source_view"),
-        ["path text", "directory text", "filename text", "content text", "is_fixture boolean"]
+        [
+            "path text",
+            "directory text",
+            "filename text",
+            "content text",
+            "is_fixture boolean"
+        ]
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_test_directory_view"),
@@ -124,11 +169,24 @@ fn view_columns_and_event_type_match_the_contract() {
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_source_metadata_view"),
-        ["path text", "id uuid", "idempotent boolean", "sort_keys text[]", "description text"]
+        [
+            "path text",
+            "id uuid",
+            "idempotent boolean",
+            "sort_keys text[]",
+            "description text"
+        ]
     );
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_test_event"),
-        ["event text", "path text", "directory text", "depth integer", "ordinal integer", "context jsonb"]
+        [
+            "event text",
+            "path text",
+            "directory text",
+            "depth integer",
+            "ordinal integer",
+            "context jsonb"
+        ]
     );
 }
 
@@ -150,7 +208,10 @@ fn register_file_normalises_and_derives() {
     assert_eq!(row.get::<_, String>(1), "./migrations/");
     assert_eq!(row.get::<_, i32>(2), 1);
     assert_eq!(row.get::<_, String>(3), "{.,migrations,002.sql}");
-    assert_eq!(row.get::<_, Option<String>>(4).as_deref(), Some("migrations"));
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some("migrations")
+    );
     assert!(row.get::<_, bool>(5));
 
     let row = c
@@ -161,7 +222,10 @@ fn register_file_normalises_and_derives() {
     let row = c
         .query_one("SELECT extension, depth, parent_folder_name FROM pg_temp.pgmi_register_file('./a/b/c/d.tar.gz', '', $1, $1)", &[&sum])
         .expect("register");
-    assert_eq!((row.get::<_, String>(0), row.get::<_, i32>(1)), (".gz".to_string(), 3));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i32>(1)),
+        (".gz".to_string(), 3)
+    );
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("c"));
     let row = c
         .query_one("SELECT depth, parent_folder_name FROM pg_temp.pgmi_register_file('root.txt', '', $1, $1)", &[&sum])
@@ -169,19 +233,28 @@ fn register_file_normalises_and_derives() {
     assert_eq!(row.get::<_, i32>(0), 0);
     assert_eq!(row.get::<_, Option<String>>(1), None);
     let size: i64 = c
-        .query_one("SELECT size_bytes FROM pg_temp.pgmi_register_file('./e.sql', 'SELECT ''é'';', $1, $1)", &[&sum])
+        .query_one(
+            "SELECT size_bytes FROM pg_temp.pgmi_register_file('./e.sql', 'SELECT ''é'';', $1, $1)",
+            &[&sum],
+        )
         .expect("register")
         .get(0);
     assert_eq!(size, 12, "size_bytes counts bytes, not characters");
 
     let err = c
-        .query("SELECT pg_temp.pgmi_register_file('./__test__/x.sql', '', $1, $1)", &[&sum])
+        .query(
+            "SELECT pg_temp.pgmi_register_file('./__test__/x.sql', '', $1, $1)",
+            &[&sum],
+        )
         .expect_err("test paths are rejected");
     let err = err.as_db_error().expect("db error");
     assert_eq!(err.code().code(), "23514");
     assert_eq!(err.constraint(), Some("chk_path_is_not_test"));
     let err = c
-        .query("SELECT pg_temp.pgmi_register_file('migrations/002.sql', '', $1, $1)", &[&sum])
+        .query(
+            "SELECT pg_temp.pgmi_register_file('migrations/002.sql', '', $1, $1)",
+            &[&sum],
+        )
         .expect_err("duplicate path");
     assert_eq!(err.code().map(|s| s.code()), Some("23505"));
 }
@@ -193,10 +266,22 @@ fn sql_extension_list() {
     let mut c = db.client();
     load(&mut c, &[]);
     for (name, expected) in [
-        ("x.sql", true), ("x.ddl", true), ("x.dml", true), ("x.dql", true), ("x.dcl", true),
-        ("x.psql", true), ("x.pgsql", true), ("x.plpgsql", true), ("x.SQL", true),
-        ("x.PlPgSql", true), ("x.sql.bak", false), ("x.sql~", false), ("x.sqlx", false),
-        ("x.md", false), ("x.json", false), ("x", false),
+        ("x.sql", true),
+        ("x.ddl", true),
+        ("x.dml", true),
+        ("x.dql", true),
+        ("x.dcl", true),
+        ("x.psql", true),
+        ("x.pgsql", true),
+        ("x.plpgsql", true),
+        ("x.SQL", true),
+        ("x.PlPgSql", true),
+        ("x.sql.bak", false),
+        ("x.sql~", false),
+        ("x.sqlx", false),
+        ("x.md", false),
+        ("x.json", false),
+        ("x", false),
     ] {
         let got: bool = c
             .query_one("SELECT pg_temp.pgmi_is_sql_file($1)", &[&name])
@@ -225,17 +310,29 @@ fn checksums_are_bit_exact() {
     );
     let get = |c: &mut Client, path: &str| -> (String, String) {
         let r = c
-            .query_one("SELECT checksum, pgmi_checksum FROM pgmi_source_view WHERE path = $1", &[&path])
+            .query_one(
+                "SELECT checksum, pgmi_checksum FROM pgmi_source_view WHERE path = $1",
+                &[&path],
+            )
             .expect(path);
         (r.get(0), r.get(1))
     };
     let a = get(&mut c, "./a.sql");
     let b = get(&mut c, "./b.sql");
-    assert_eq!(a.0, "d1ec24bdafb79996d598fd0707064fc6766042c1054c8ca379da5fc6a3a03e5a");
-    assert_eq!(a.1, "770ec17e2277e313a56c78ecab71d0ee460922cac72efddf9869ca4194276572");
+    assert_eq!(
+        a.0,
+        "d1ec24bdafb79996d598fd0707064fc6766042c1054c8ca379da5fc6a3a03e5a"
+    );
+    assert_eq!(
+        a.1,
+        "770ec17e2277e313a56c78ecab71d0ee460922cac72efddf9869ca4194276572"
+    );
     assert_eq!(b.1, a.1);
     let e = get(&mut c, "./empty.sql");
-    assert_eq!(e.0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(
+        e.0,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
     assert_eq!(e.1, e.0);
     let one = "354b7196c9ba5fb4b21cf615bb6ec4cd5c07503c34229feef033fc081a8c03f4";
     assert_eq!(get(&mut c, "./c.sql").1, one);
@@ -243,7 +340,10 @@ fn checksums_are_bit_exact() {
     assert_ne!(get(&mut c, "./e.sql").1, get(&mut c, "./f.sql").1);
     // pgmi_plan_view.checksum is the normalised one
     let plan: String = c
-        .query_one("SELECT checksum FROM pgmi_plan_view WHERE path = './b.sql'", &[])
+        .query_one(
+            "SELECT checksum FROM pgmi_plan_view WHERE path = './b.sql'",
+            &[],
+        )
         .expect("plan")
         .get(0);
     assert_eq!(plan, a.1);
@@ -251,7 +351,11 @@ fn checksums_are_bit_exact() {
 
 fn meta(id: &str, keys: &[&str]) -> String {
     let keys: String = keys.iter().map(|k| format!("<key>{k}</key>")).collect();
-    let keys = if keys.is_empty() { String::new() } else { format!("<sortKeys>{keys}</sortKeys>") };
+    let keys = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("<sortKeys>{keys}</sortKeys>")
+    };
     format!("/* <pgmi-meta id=\"{id}\" idempotent=\"true\">{keys}</pgmi-meta> */\nSELECT 1;\n")
 }
 
@@ -264,7 +368,10 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys() {
         .expect("alter");
     let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
     let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
-    let multi = meta("00000000-0000-0000-0000-000000000003", &["001/000", "zzz/999"]);
+    let multi = meta(
+        "00000000-0000-0000-0000-000000000003",
+        &["001/000", "zzz/999"],
+    );
     let nokeys = meta("00000000-0000-0000-0000-000000000004", &[]);
     let mut c = db.client();
     load(
@@ -312,7 +419,10 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys() {
     assert!(row.get::<_, bool>(3));
     assert!(row.get::<_, bool>(4));
     let sort_keys: String = c
-        .query_one("SELECT sort_keys::text FROM pgmi_source_metadata_view WHERE path = './nokeys.sql'", &[])
+        .query_one(
+            "SELECT sort_keys::text FROM pgmi_source_metadata_view WHERE path = './nokeys.sql'",
+            &[],
+        )
         .expect("nokeys")
         .get(0);
     assert_eq!(sort_keys, "{}");
@@ -331,15 +441,33 @@ fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
             .expect("create database");
         let mut c = db.client();
         c.batch_execute("CREATE EXTENSION pgmi").expect("extension");
-        load(&mut c, &[("migrations/001.sql", b"SELECT 1;"), ("migrations/caf\u{e9}.sql".as_ref(), "SELECT 'é';".as_bytes())]);
-        let ids = strings(&mut c, "SELECT generic_id::text FROM pgmi_plan_view ORDER BY execution_order");
+        load(
+            &mut c,
+            &[
+                ("migrations/001.sql", b"SELECT 1;"),
+                (
+                    "migrations/caf\u{e9}.sql".as_ref(),
+                    "SELECT 'é';".as_bytes(),
+                ),
+            ],
+        );
+        let ids = strings(
+            &mut c,
+            "SELECT generic_id::text FROM pgmi_plan_view ORDER BY execution_order",
+        );
         assert_eq!(
             ids,
-            ["18a606ed-2992-a4e9-70c1-b9c7044ab9b8", "9bbc3810-8180-8c39-61fd-68b968fbc799"],
+            [
+                "18a606ed-2992-a4e9-70c1-b9c7044ab9b8",
+                "9bbc3810-8180-8c39-61fd-68b968fbc799"
+            ],
             "{encoding}"
         );
         let content: String = c
-            .query_one("SELECT content FROM pgmi_source_view WHERE name = 'café.sql'", &[])
+            .query_one(
+                "SELECT content FROM pgmi_source_view WHERE name = 'café.sql'",
+                &[],
+            )
             .expect("content")
             .get(0);
         assert_eq!(content, "SELECT 'é';", "{encoding}");
@@ -372,7 +500,14 @@ fn deploy_loads_exactly_the_project_files() {
     deploy_ok(&project, &db.name, &[]);
     let mut c = db.client();
     let paths = strings(&mut c, "SELECT path FROM seen ORDER BY path COLLATE \"C\"");
-    assert_eq!(paths, ["./examples/deploy.sql", "./migrations/001_bom.sql", "./migrations/002_plain.sql"]);
+    assert_eq!(
+        paths,
+        [
+            "./examples/deploy.sql",
+            "./migrations/001_bom.sql",
+            "./migrations/002_plain.sql"
+        ]
+    );
     let r = c
         .query_one(
             "SELECT a.checksum = b.checksum, a.pgmi_checksum = b.pgmi_checksum, a.content \
@@ -380,10 +515,22 @@ fn deploy_loads_exactly_the_project_files() {
             &[],
         )
         .expect("bom");
-    assert!(r.get::<_, bool>(0) && r.get::<_, bool>(1), "BOM must not change checksums");
+    assert!(
+        r.get::<_, bool>(0) && r.get::<_, bool>(1),
+        "BOM must not change checksums"
+    );
     assert_eq!(r.get::<_, String>(2), "CREATE TABLE t (id int);");
-    assert!(c.query_one("SELECT is_sql_file FROM seen WHERE path = './examples/deploy.sql'", &[]).expect("q").get::<_, bool>(0));
-    let tests = strings(&mut c, "SELECT path || ' ' || is_fixture FROM seen_tests ORDER BY path COLLATE \"C\"");
+    assert!(c
+        .query_one(
+            "SELECT is_sql_file FROM seen WHERE path = './examples/deploy.sql'",
+            &[]
+        )
+        .expect("q")
+        .get::<_, bool>(0));
+    let tests = strings(
+        &mut c,
+        "SELECT path || ' ' || is_fixture FROM seen_tests ORDER BY path COLLATE \"C\"",
+    );
     assert_eq!(
         tests,
         [
@@ -393,7 +540,10 @@ fn deploy_loads_exactly_the_project_files() {
             "./__test__/test_a.sql false"
         ]
     );
-    let dirs = strings(&mut c, "SELECT path || ' ' || coalesce(parent_path, 'NULL') || ' ' || depth FROM seen_dirs");
+    let dirs = strings(
+        &mut c,
+        "SELECT path || ' ' || coalesce(parent_path, 'NULL') || ' ' || depth FROM seen_dirs",
+    );
     assert_eq!(dirs, ["./__test__/ NULL 0"]);
 }
 
@@ -414,7 +564,10 @@ fn gapped_test_tree_and_its_plan() {
         &mut c,
         "SELECT path || ' ' || coalesce(parent_path, 'NULL') || ' ' || depth FROM pgmi_test_directory_view ORDER BY path",
     );
-    assert_eq!(dirs, ["./__test__/ NULL 0", "./__test__/sub/deep/ ./__test__/ 2"]);
+    assert_eq!(
+        dirs,
+        ["./__test__/ NULL 0", "./__test__/sub/deep/ ./__test__/ 2"]
+    );
     let plan = strings(
         &mut c,
         "SELECT ordinal || ' ' || step_type || ' ' || coalesce(script_path, directory) FROM pg_temp.pgmi_test_plan() ORDER BY ordinal",

@@ -1,0 +1,188 @@
+//! The exit-code table (reference `pgmi-cli.md` §1.13) and the one error type the deploy
+//! returns.
+//!
+//! Every failure is classified exactly once, where it is detected, by choosing an [`Exit`];
+//! `main` only turns it into a process exit code. The precedence rules of the reference
+//! (interrupted beats everything, the `--timeout` deadline beats "execution failed") are
+//! applied in `run.rs`, which knows whether a watchdog fired.
+
+use std::fmt;
+
+/// Exit codes, numerically identical to the reference CLI so scripts keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// Anything unclassified (I/O errors, SQL errors while preparing the session).
+    General,
+    /// Bad flags or arguments (clap exits with 2 itself; listed for the table).
+    #[allow(dead_code)]
+    Usage,
+    /// A panic reached `main`.
+    Panic,
+    /// Decided offline or by configuration: nothing on any server was touched
+    /// (except a database created by a previous step).
+    InvalidConfig,
+    ConnectionFailed,
+    ExecutionFailed,
+    DeploySqlNotFound,
+    /// Deploy lock busy, or lost a `CREATE DATABASE` race.
+    ConcurrentDeploy,
+    /// The `--timeout` deadline expired.
+    Timeout,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Success => 0,
+            Exit::General => 1,
+            Exit::Usage => 2,
+            Exit::Panic => 3,
+            Exit::InvalidConfig => 10,
+            Exit::ConnectionFailed => 11,
+            Exit::ExecutionFailed => 13,
+            Exit::DeploySqlNotFound => 14,
+            Exit::ConcurrentDeploy => 15,
+            Exit::Timeout => 16,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+/// Where in `deploy.sql` the server said an error is (from the error's `Position`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptLocation {
+    pub line: usize,
+    pub column: usize,
+    pub source_line: String,
+}
+
+/// A failed deploy: the exit class, the message chain and the server's diagnostics.
+///
+/// `message` is the whole chain on one line (`execution failed: ERROR: … (SQLSTATE …)`);
+/// it is redacted when printed, not here, so nothing can forget to.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+    pub sqlstate: Option<String>,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub where_: Option<String>,
+    pub location: Option<ScriptLocation>,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+            sqlstate: None,
+            detail: None,
+            hint: None,
+            where_: None,
+            location: None,
+        }
+    }
+
+    /// Shorthand for the most common class: invalid configuration (exit 10).
+    pub fn config(message: impl Into<String>) -> Failure {
+        Failure::new(Exit::InvalidConfig, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prefix the message with what was being done (`"<context>: <message>"`).
+    pub fn context(mut self, context: &str) -> Failure {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// A failure built from a server error: `ERROR: <message> (SQLSTATE <code>)` plus its
+    /// DETAIL, HINT and WHERE fields.
+    pub fn from_db(exit: Exit, context: &str, db: &postgres::error::DbError) -> Failure {
+        Failure {
+            exit,
+            message: format!(
+                "{context}: {}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            sqlstate: Some(db.code().code().to_string()),
+            detail: db.detail().map(str::to_string),
+            hint: db.hint().map(str::to_string),
+            where_: db.where_().map(str::to_string),
+            location: None,
+        }
+    }
+
+    /// A failure from any client error: server errors keep their diagnostics, transport
+    /// errors keep their source chain in the message.
+    pub fn from_pg(exit: Exit, context: &str, err: &postgres::Error) -> Failure {
+        match err.as_db_error() {
+            Some(db) => Failure::from_db(exit, context, db),
+            None => Failure::new(exit, format!("{context}: {}", error_chain(err))),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// `outer: inner: innermost`, without repeating a source that its parent already printed.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_reference_table() {
+        let table = [
+            (Exit::Success, 0),
+            (Exit::General, 1),
+            (Exit::Usage, 2),
+            (Exit::Panic, 3),
+            (Exit::InvalidConfig, 10),
+            (Exit::ConnectionFailed, 11),
+            (Exit::ExecutionFailed, 13),
+            (Exit::DeploySqlNotFound, 14),
+            (Exit::ConcurrentDeploy, 15),
+            (Exit::Timeout, 16),
+            (Exit::Interrupted, 130),
+        ];
+        for (exit, code) in table {
+            assert_eq!(exit.code(), code, "{exit:?}");
+        }
+    }
+
+    #[test]
+    fn context_prefixes_the_message() {
+        let f = Failure::config("bad").context("loading");
+        assert_eq!(f.message, "loading: bad");
+        assert_eq!(f.exit, Exit::InvalidConfig);
+    }
+}

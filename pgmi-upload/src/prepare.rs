@@ -1,0 +1,208 @@
+//! Everything decided before any connection (reference `pgmi-session-api.md` §7.1 steps
+//! 1–4, §5.1, §2.1–2.2), so that exit 10 and 14 mean "nothing on any server was touched".
+//!
+//! Deliberate differences from the reference, all in the direction of failing earlier:
+//! * parameter keys and values are validated here, not after connecting;
+//! * a `deploy.sql` that is not UTF-8 or holds a NUL byte is refused here (exit 10), not
+//!   at execution time (exit 1);
+//! * every project scan error exits 10, not 1: they are configuration errors.
+//!
+//! Parameter names and values are never printed; errors name the key at most.
+
+use std::path::{Path, PathBuf};
+
+use pgmi_core::limits::Limits;
+use pgmi_core::project::{self, ErrorKind, ProjectError, RawFile};
+
+use crate::conninfo::EnvLookup;
+use crate::exit::{Exit, Failure};
+
+/// Merge `--params-file`s (in order) and then `--param`s (later wins); format errors only.
+pub fn collect_params(files: &[PathBuf], cli: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut pairs = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| {
+            Failure::config(format!(
+                "could not read parameters file {}: {e}",
+                file.display()
+            ))
+        })?;
+        let parsed = pgmi_core::params::parse_params_file(&bytes).map_err(|e| {
+            let hint = e.hint();
+            let failure = Failure::config(format!("parameters file {}: {e}", file.display()));
+            match hint {
+                Some(h) => failure.with_hint(h),
+                None => failure,
+            }
+        })?;
+        pairs.extend(parsed);
+    }
+    for arg in cli {
+        pairs.push(pgmi_core::params::parse_cli_arg(arg).map_err(param_failure)?);
+    }
+    Ok(pairs)
+}
+
+/// Validate keys and values, lower-case keys, reject keys that collide.
+pub fn finalize_params(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, Failure> {
+    pgmi_core::params::finalize(pairs).map_err(param_failure)
+}
+
+fn param_failure(e: pgmi_core::params::ParamError) -> Failure {
+    let hint = e.hint();
+    let failure = Failure::config(e.to_string());
+    match hint {
+        Some(h) => failure.with_hint(h),
+        None => failure,
+    }
+}
+
+/// Scan limits; `PGMI_MAX_FILE_SIZE` (positive bytes) overrides the per-file cap.
+pub fn limits(env: EnvLookup<'_>) -> Result<Limits, Failure> {
+    let mut limits = Limits::default();
+    if let Some(text) = env("PGMI_MAX_FILE_SIZE") {
+        limits.max_file_bytes = text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Failure::config(format!(
+                    "invalid PGMI_MAX_FILE_SIZE {text:?}: expected a positive number of bytes"
+                ))
+            })?;
+    }
+    Ok(limits)
+}
+
+/// Read `<root>/deploy.sql`: the root must be a directory (exit 10), the script must exist
+/// (exit 14), be UTF-8 and hold no NUL byte (exit 10). One leading BOM is stripped.
+pub fn read_script(root: &Path) -> Result<String, Failure> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Failure::config(format!(
+                "project path {} is not a directory",
+                root.display()
+            ))
+            .with_hint("pass the project directory (the one holding deploy.sql), not a file"))
+        }
+        Err(_) => {
+            return Err(Failure::config(format!(
+                "project directory {} does not exist",
+                root.display()
+            ))
+            .with_hint("check the project path; it must be the directory that holds deploy.sql"))
+        }
+    }
+    let path = root.join("deploy.sql");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Failure::new(
+            Exit::DeploySqlNotFound,
+            format!("deploy.sql not found in {}", root.display()),
+        )
+        .with_hint(
+            "every pgmi project has a deploy.sql at its root; it decides what runs, in plain SQL",
+        )),
+        Err(e) => {
+            return Err(Failure::new(
+                Exit::General,
+                format!("could not read {}: {e}", path.display()),
+            ))
+        }
+    };
+    script_text(bytes)
+}
+
+fn script_text(mut bytes: Vec<u8>) -> Result<String, Failure> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    if let Some(offset) = bytes.iter().position(|b| *b == 0) {
+        return Err(Failure::config(format!(
+            "deploy.sql contains a NUL byte at byte offset {offset}; PostgreSQL cannot execute it"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Failure::config(format!(
+            "deploy.sql is not valid UTF-8; the first invalid byte is at offset {}",
+            e.utf8_error().valid_up_to()
+        ))
+        .with_hint("save deploy.sql as UTF-8")
+    })
+}
+
+/// The packed project.
+pub struct Packed {
+    pub bundle: Vec<u8>,
+    /// Files scanned (the reference's `filesLoaded`, before the server confirms it).
+    pub files: usize,
+}
+
+/// Walk and validate the project exactly as the extension will, then pack it with the
+/// parameters into one bundle.
+pub fn pack(root: &Path, limits: &Limits, params: &[(String, String)]) -> Result<Packed, Failure> {
+    let files: Vec<RawFile> = project::walk(root, limits).map_err(scan_failure)?;
+    // `build` consumes its input and the bundle needs the raw bytes, so validation runs on
+    // a copy that is dropped right away; peak memory is about twice the project.
+    let checked = project::build(files.clone()).map_err(scan_failure)?;
+    let count = checked.files_loaded;
+    drop(checked);
+    let bundle = pgmi_core::bundle::write(&files, params)
+        .map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
+    if bundle.len() as u64 > limits.max_bundle_bytes {
+        return Err(Failure::config(format!(
+            "the packed project is {} bytes, over the {}-byte bundle limit",
+            bundle.len(),
+            limits.max_bundle_bytes
+        ))
+        .with_hint("move generated or vendored files out of the project (hidden directories and node_modules/ are skipped)"));
+    }
+    Ok(Packed {
+        bundle,
+        files: count,
+    })
+}
+
+/// Every scan error is a configuration error (exit 10), except plain I/O failures.
+fn scan_failure(e: ProjectError) -> Failure {
+    let exit = if e.kind() == ErrorKind::Io {
+        Exit::General
+    } else {
+        Exit::InvalidConfig
+    };
+    let hint = e.hint();
+    let failure = Failure::new(exit, e.to_string());
+    match hint {
+        Some(h) => failure.with_hint(h),
+        None => failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_bom_nul_and_utf8() {
+        assert_eq!(
+            script_text(b"\xEF\xBB\xBFSELECT 1;".to_vec()).unwrap(),
+            "SELECT 1;"
+        );
+        let nul = script_text(b"SELECT 1;\0".to_vec()).unwrap_err();
+        assert_eq!(nul.exit, Exit::InvalidConfig);
+        assert!(nul.message.contains("offset 9"));
+        let bad = script_text(b"SELECT '\xff';".to_vec()).unwrap_err();
+        assert!(bad.message.contains("offset 8"), "{}", bad.message);
+    }
+
+    #[test]
+    fn max_file_size_from_env() {
+        let env = |k: &str| (k == "PGMI_MAX_FILE_SIZE").then(|| "123".to_string());
+        assert_eq!(limits(&env).unwrap().max_file_bytes, 123);
+        let bad = |k: &str| (k == "PGMI_MAX_FILE_SIZE").then(|| "-1".to_string());
+        assert!(limits(&bad).is_err());
+        assert_eq!(limits(&|_| None).unwrap(), Limits::default());
+    }
+}

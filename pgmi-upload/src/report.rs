@@ -1,0 +1,376 @@
+//! What the user reads: the `pgmi: error:` block, the summary line and the `--json`
+//! envelope (reference `pgmi-cli.md` §4.3, §4.5, §4.6; `pgmi-session-api.md` §7.6, §7.7).
+//!
+//! Data goes to stdout (only the JSON envelope); everything else to stderr. Every text that
+//! may carry server or user input passes through `redact` here, at the last moment.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::duration::seconds_2dp;
+use crate::exit::{Exit, Failure};
+use crate::redact::redact;
+
+/// `[VERBOSE] …` on stderr when `--verbose` is on.
+pub fn verbose(enabled: bool, line: &str) {
+    if enabled {
+        eprintln!("[VERBOSE] {}", redact(line));
+    }
+}
+
+/// The error block: `pgmi: error: …`, then DETAIL / HINT / WHERE, then the location.
+pub fn error_block(failure: &Failure) -> String {
+    let mut out = format!("pgmi: error: {}\n", redact(&failure.message));
+    for (label, value) in [
+        ("DETAIL", &failure.detail),
+        ("HINT", &failure.hint),
+        ("WHERE", &failure.where_),
+    ] {
+        if let Some(value) = value {
+            out.push_str(&format!("{label}: {}\n", redact(value)));
+        }
+    }
+    if let Some(loc) = &failure.location {
+        out.push_str(&format!(
+            "LOCATION: deploy.sql line {}, column {}\n",
+            loc.line, loc.column
+        ));
+        let label = format!("LINE {}: ", loc.line);
+        out.push_str(&format!("{label}{}\n", loc.source_line));
+        let indent = label.chars().count() + loc.column.saturating_sub(1);
+        out.push_str(&format!("{}^\n", " ".repeat(indent)));
+    }
+    out
+}
+
+/// How the summary line marks success and failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Green ✓ / red ✗ (stderr is a terminal and `NO_COLOR` is unset).
+    Color,
+    /// `ok` / `FAILED`.
+    Plain,
+}
+
+impl Style {
+    pub fn detect() -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if no_color || !std::io::stderr().is_terminal() {
+            Style::Plain
+        } else {
+            Style::Color
+        }
+    }
+
+    fn icon(self, ok: bool) -> &'static str {
+        match (self, ok) {
+            (Style::Color, true) => "\x1b[32m✓\x1b[0m",
+            (Style::Color, false) => "\x1b[31m✗\x1b[0m",
+            (Style::Plain, true) => "ok",
+            (Style::Plain, false) => "FAILED",
+        }
+    }
+}
+
+/// What the summary line and the envelope report about a deploy that was started.
+#[derive(Debug, Clone, Default)]
+pub struct DeployReport {
+    pub database: String,
+    pub files_loaded: i64,
+    pub elapsed: Duration,
+    /// Execution units; zero until deploy.sql was split.
+    pub units: usize,
+    pub units_committed: usize,
+}
+
+/// `<icon> <db>: <n> files loaded in <s>s` or `<icon> <db>: failed after <s>s[ (unit k of n
+/// failed; j earlier unit(s) already committed)]`.
+pub fn summary_line(report: &DeployReport, failure: Option<&Failure>, style: Style) -> String {
+    let elapsed = seconds_2dp(report.elapsed);
+    match failure {
+        None => format!(
+            "{} {}: {} files loaded in {elapsed}",
+            style.icon(true),
+            report.database,
+            report.files_loaded
+        ),
+        Some(_) => {
+            let mut line = format!(
+                "{} {}: failed after {elapsed}",
+                style.icon(false),
+                report.database
+            );
+            // Execution stopped in the tail (a failure, the deadline or Ctrl-C).
+            if report.units_committed > 0 && report.units_committed < report.units {
+                line.push_str(&format!(
+                    " (unit {} of {} failed; {} earlier unit(s) already committed)",
+                    report.units_committed + 1,
+                    report.units,
+                    report.units_committed
+                ));
+            }
+            line
+        }
+    }
+}
+
+/// The `--json` envelope. Fields are skipped when empty; keys come out sorted because the
+/// value is re-collected into a `BTreeMap` (independent of serde_json's `preserve_order`).
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    status: &'static str,
+    exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files_loaded: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_macros: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_units: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    units_committed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sqlstate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    where_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    script: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    script_expanded: Option<bool>,
+}
+
+/// Build the envelope text (2-space indent, sorted keys, trailing newline).
+pub fn json_envelope(
+    report: Option<&DeployReport>,
+    failure: Option<&Failure>,
+    exit: Exit,
+) -> String {
+    let mut env = Envelope {
+        status: if failure.is_none() {
+            "success"
+        } else {
+            "failed"
+        },
+        exit_code: exit.code(),
+        ..Envelope::default()
+    };
+    if let Some(r) = report {
+        env.database = Some(r.database.clone());
+        env.files_loaded = Some(r.files_loaded);
+        // pgmi_test is a real procedure here: there are never macros to expand.
+        env.test_macros = Some(0);
+        env.duration_ms = Some(r.elapsed.as_millis() as u64);
+        if r.units > 0 {
+            env.execution_units = Some(r.units);
+            env.units_committed = Some(r.units_committed);
+        }
+    }
+    if let Some(f) = failure {
+        let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(redact);
+        env.error = Some(redact(&f.message));
+        env.sqlstate = f.sqlstate.clone();
+        env.detail = non_empty(&f.detail);
+        env.hint = non_empty(&f.hint);
+        env.where_ = non_empty(&f.where_);
+        env.failed_file = failed_file(&f.message);
+        if let Some(r) = report {
+            // Set only when execution of deploy.sql began and stopped before the end.
+            if r.units_committed < r.units {
+                env.execution_mode = Some(if r.units_committed == 0 {
+                    "atomic"
+                } else {
+                    "psql"
+                });
+            }
+        }
+        if let Some(loc) = &f.location {
+            env.script = Some("deploy.sql");
+            env.source_line = Some(loc.source_line.clone()).filter(|s| !s.is_empty());
+            env.line = Some(loc.line);
+            env.column = Some(loc.column);
+            env.script_expanded = Some(false);
+        }
+    }
+    let value = serde_json::to_value(&env).unwrap_or(serde_json::Value::Null);
+    let sorted: BTreeMap<String, serde_json::Value> = match value {
+        serde_json::Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let mut text = serde_json::to_string_pretty(&sorted).unwrap_or_else(|_| "{}".into());
+    text.push('\n');
+    text
+}
+
+/// The file named by `Failed in <path>` (the basic template's migration loop and the test
+/// runner word their errors this way), when the path has a SQL extension.
+pub fn failed_file(message: &str) -> Option<String> {
+    let start = message.find("Failed in ")? + "Failed in ".len();
+    let rest = &message[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == ':')
+        .unwrap_or(rest.len());
+    let path = &rest[..end];
+    pgmi_core::path::is_sql_file(path).then(|| path.to_string())
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::ScriptLocation;
+
+    fn exec_failure() -> Failure {
+        Failure {
+            exit: Exit::ExecutionFailed,
+            message: "execution failed: ERROR: syntax error at or near \"SELEC\" (SQLSTATE 42601)"
+                .into(),
+            sqlstate: Some("42601".into()),
+            detail: None,
+            hint: Some(String::new()),
+            where_: None,
+            location: Some(ScriptLocation {
+                line: 1,
+                column: 1,
+                source_line: "SELEC 1;".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn error_block_with_caret() {
+        let text = error_block(&exec_failure());
+        assert_eq!(
+            text,
+            "pgmi: error: execution failed: ERROR: syntax error at or near \"SELEC\" (SQLSTATE 42601)\n\
+             HINT: \n\
+             LOCATION: deploy.sql line 1, column 1\n\
+             LINE 1: SELEC 1;\n        ^\n"
+        );
+    }
+
+    #[test]
+    fn summary_lines() {
+        let report = DeployReport {
+            database: "app".into(),
+            files_loaded: 3,
+            elapsed: Duration::from_millis(1234),
+            units: 4,
+            units_committed: 2,
+        };
+        assert_eq!(
+            summary_line(&report, None, Style::Plain),
+            "ok app: 3 files loaded in 1.23s"
+        );
+        assert_eq!(
+            summary_line(&report, Some(&exec_failure()), Style::Plain),
+            "FAILED app: failed after 1.23s (unit 3 of 4 failed; 2 earlier unit(s) already committed)"
+        );
+        let head = DeployReport {
+            units_committed: 0,
+            ..report.clone()
+        };
+        assert_eq!(
+            summary_line(&head, Some(&exec_failure()), Style::Plain),
+            "FAILED app: failed after 1.23s"
+        );
+        assert!(summary_line(&head, None, Style::Color).contains('✓'));
+    }
+
+    #[test]
+    fn json_envelope_for_a_head_syntax_error() {
+        let report = DeployReport {
+            database: "app".into(),
+            files_loaded: 0,
+            elapsed: Duration::from_millis(15),
+            units: 1,
+            units_committed: 0,
+        };
+        let text = json_envelope(Some(&report), Some(&exec_failure()), Exit::ExecutionFailed);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["exitCode"], 13);
+        assert_eq!(v["sqlstate"], "42601");
+        assert_eq!(v["executionUnits"], 1);
+        assert_eq!(v["unitsCommitted"], 0);
+        assert_eq!(v["executionMode"], "atomic");
+        assert_eq!(v["script"], "deploy.sql");
+        assert_eq!(v["line"], 1);
+        assert_eq!(v["column"], 1);
+        assert_eq!(v["sourceLine"], "SELEC 1;");
+        assert_eq!(v["scriptExpanded"], false);
+        assert_eq!(v["testMacros"], 0);
+        assert!(v.get("hint").is_none(), "empty hint is omitted");
+        assert!(v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("execution failed: ERROR:"));
+        // Keys appear sorted, with a 2-space indent.
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  \""))
+            .map(|l| l.split('"').next().unwrap())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn json_envelope_before_the_deploy_started() {
+        let f = Failure::config("database name is required");
+        let v: serde_json::Value =
+            serde_json::from_str(&json_envelope(None, Some(&f), Exit::InvalidConfig)).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 3);
+        assert_eq!(v["exitCode"], 10);
+    }
+
+    #[test]
+    fn failed_file_extraction() {
+        assert_eq!(
+            failed_file("execution failed: ERROR: Failed in ./__test__/sub/test_c.sql: division by zero (SQLSTATE 22012)").as_deref(),
+            Some("./__test__/sub/test_c.sql")
+        );
+        assert_eq!(
+            failed_file("ERROR: Failed in ./migrations/001.psql: x").as_deref(),
+            Some("./migrations/001.psql")
+        );
+        assert_eq!(failed_file("[pgmi] Script failed: ./x.sql - boom"), None);
+        assert_eq!(failed_file("Failed in ./notes.txt: x"), None);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_both_outputs() {
+        let mut f = Failure::new(Exit::ConnectionFailed, "bad postgres://u:hunter2@h/db");
+        f.detail = Some("password=hunter2".into());
+        assert!(!error_block(&f).contains("hunter2"));
+        assert!(!json_envelope(None, Some(&f), Exit::ConnectionFailed).contains("hunter2"));
+    }
+}

@@ -1,0 +1,260 @@
+//! The `deploy` command from start to exit code (reference `pgmi-session-api.md` §7.1).
+//!
+//! Order: offline checks and packing (`prepare.rs`, `conninfo.rs`) → connect, creating the
+//! target when missing (`connect.rs`) → server check, deploy lock, extension, upload and
+//! load (`session.rs`) → deploy.sql (`execute.rs`) → clean close → summary or `--json`
+//! (`report.rs`). Once the lock is held, the close runs on every path.
+//!
+//! Exit-code precedence (reference §7.5): interrupted (130) beats everything; the deadline
+//! (16) beats "execution failed" (13) and unclassified errors (1), but not the
+//! configuration, connection or concurrency classes, which are decided before it.
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use crate::cli::{Cli, Command, DeployArgs};
+use crate::connect::Connector;
+use crate::conninfo::{self, ConnInfo};
+use crate::duration;
+use crate::execute::{self, Progress};
+use crate::exit::{Exit, Failure};
+use crate::prepare::{self, Packed};
+use crate::report::{self, DeployReport, Style};
+use crate::session;
+use crate::watchdog::Watchdog;
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Version => {
+            report::print_stdout(&format!("pgmi-upload {}\n", env!("CARGO_PKG_VERSION")));
+            Exit::Success.code()
+        }
+        Command::Deploy(args) => deploy_command(&args).code(),
+    }
+}
+
+fn deploy_command(args: &DeployArgs) -> Exit {
+    let start = Instant::now();
+    let (report, result) = deploy(args, start);
+    let exit = match &result {
+        Ok(()) => Exit::Success,
+        Err(failure) => failure.exit,
+    };
+    if args.json {
+        report::print_stdout(&report::json_envelope(
+            report.as_ref(),
+            result.as_ref().err(),
+            exit,
+        ));
+    } else if let Some(report) = &report {
+        eprintln!(
+            "{}",
+            report::summary_line(report, result.as_ref().err(), Style::detect())
+        );
+    }
+    if let Err(failure) = &result {
+        eprint!("{}", report::error_block(failure));
+    }
+    exit
+}
+
+/// Everything offline, then the session. The report exists once the offline part passed
+/// (the reference's "deploy workflow entered").
+fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<(), Failure>) {
+    let timeout = match duration::parse_timeout(&args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => return (None, Err(Failure::config(message))),
+    };
+    let watchdog = Watchdog::start(timeout.map(|t| start + t));
+    let offline = prepare_offline(args);
+    let (info, packed, script) = match offline {
+        Ok(parts) => parts,
+        Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
+    };
+    let units = pgmi_core::split::split(&script);
+    report::verbose(
+        args.verbose,
+        &format!("{} execution unit(s) in deploy.sql", units.len()),
+    );
+
+    let mut report = DeployReport {
+        database: info.target_db.clone(),
+        ..DeployReport::default()
+    };
+    let mut progress = Progress::default();
+    let connector = Connector {
+        info: &info,
+        start,
+        verbose: args.verbose,
+        deadline: timeout.map(|t| start + t),
+    };
+    let result = check_flags(&watchdog, args).and_then(|()| {
+        online(
+            &connector,
+            &packed,
+            &units,
+            &watchdog,
+            &mut report,
+            &mut progress,
+            args.verbose,
+        )
+    });
+    watchdog.stop();
+    report.units = progress.units;
+    report.units_committed = progress.committed;
+    report.elapsed = start.elapsed();
+    let result = match result {
+        Ok(()) if watchdog.interrupted() => Err(Failure::new(Exit::Interrupted, "interrupted")),
+        Ok(()) => Ok(()),
+        Err(failure) => Err(classify(failure, &watchdog, args)),
+    };
+    (Some(report), result)
+}
+
+/// Offline steps, in the reference's order: parameters (format), connection and target,
+/// parameters (keys and values), deploy.sql, project scan and bundle.
+fn prepare_offline(args: &DeployArgs) -> Result<(ConnInfo, Packed, String), Failure> {
+    let env = conninfo::process_env;
+    let pairs = prepare::collect_params(&args.params_files, &args.params)?;
+    let info = conninfo::resolve(args, &env, &|p| p.exists())?;
+    report::verbose(args.verbose, &format!("connection: {}", info.describe()));
+    let params = prepare::finalize_params(pairs)?;
+    report::verbose(
+        args.verbose,
+        &format!(
+            "{} parameter(s) from {} parameters file(s) and {} --param flag(s)",
+            params.len(),
+            args.params_files.len(),
+            args.params.len()
+        ),
+    );
+    let script = prepare::read_script(&args.path)?;
+    let limits = prepare::limits(&env)?;
+    let packed = prepare::pack(&args.path, &limits, &params)?;
+    report::verbose(
+        args.verbose,
+        &format!(
+            "scanned {} file(s); bundle is {} bytes",
+            packed.files,
+            packed.bundle.len()
+        ),
+    );
+    Ok((info, packed, script))
+}
+
+/// Connect, prepare the session, run deploy.sql, close.
+fn online(
+    connector: &Connector<'_>,
+    packed: &Packed,
+    units: &[pgmi_core::split::Unit],
+    watchdog: &Watchdog,
+    report: &mut DeployReport,
+    progress: &mut Progress,
+    verbose: bool,
+) -> Result<(), Failure> {
+    let mut client = connector.connect_target(&session::check_server_version)?;
+    watchdog.set_client(&client);
+    eprintln!("Preparing session: scanning files, loading parameters");
+    session::check_server_version(&mut client)?;
+    let db = &connector.info.target_db;
+    session::acquire_deploy_lock(&mut client, db)?;
+    let result = locked(
+        &mut client,
+        connector,
+        packed,
+        units,
+        watchdog,
+        report,
+        progress,
+        verbose,
+    );
+    // Stop cancelling before the clean-up statements run.
+    watchdog.stop();
+    session::close(&mut client, verbose);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn locked(
+    client: &mut Client,
+    connector: &Connector<'_>,
+    packed: &Packed,
+    units: &[pgmi_core::split::Unit],
+    watchdog: &Watchdog,
+    report: &mut DeployReport,
+    progress: &mut Progress,
+    verbose: bool,
+) -> Result<(), Failure> {
+    let info = connector.info;
+    if verbose {
+        client
+            .batch_execute("SET client_min_messages = 'debug'")
+            .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
+    }
+    let schema = session::ensure_extension(client, &info.target_db, &info.user)?;
+    report::verbose(verbose, &format!("extension pgmi found in schema {schema}"));
+    let loaded = session::load_bundle(client, &schema, &packed.bundle)?;
+    report.files_loaded = loaded.files;
+    eprintln!("Loaded {} files", loaded.files);
+    if loaded.parameters > 0 {
+        eprintln!("Loaded {} parameters", loaded.parameters);
+    }
+    report::verbose(
+        verbose,
+        &format!(
+            "loaded {} SQL file(s), {} test file(s), {} bytes",
+            loaded.sql_files, loaded.test_files, loaded.bytes
+        ),
+    );
+    eprintln!("Executing deploy.sql");
+    execute::run_units(client, units, watchdog, progress)
+}
+
+/// Before the session starts work: a Ctrl-C or deadline during the offline part.
+fn check_flags(watchdog: &Watchdog, args: &DeployArgs) -> Result<(), Failure> {
+    if watchdog.interrupted() {
+        return Err(Failure::new(Exit::Interrupted, "interrupted"));
+    }
+    if watchdog.timed_out() {
+        return Err(timeout_failure(
+            Failure::new(Exit::Timeout, "preparing the project took too long"),
+            args,
+        ));
+    }
+    Ok(())
+}
+
+/// Apply the precedence of Ctrl-C and the deadline to a failure.
+fn classify(failure: Failure, watchdog: &Watchdog, args: &DeployArgs) -> Failure {
+    if watchdog.interrupted() {
+        if failure.exit == Exit::Interrupted {
+            return failure;
+        }
+        return Failure {
+            exit: Exit::Interrupted,
+            ..failure
+        }
+        .context("interrupted");
+    }
+    if watchdog.timed_out() && matches!(failure.exit, Exit::ExecutionFailed | Exit::General) {
+        return timeout_failure(failure, args);
+    }
+    failure
+}
+
+fn timeout_failure(failure: Failure, args: &DeployArgs) -> Failure {
+    let mut failure = Failure {
+        exit: Exit::Timeout,
+        ..failure
+    }
+    .context(&format!(
+        "deadline exceeded: --timeout {} expired",
+        args.timeout
+    ));
+    failure.hint = Some(
+        "raise --timeout (0 disables it); to bound single statements use statement_timeout or lock_timeout in deploy.sql".into(),
+    );
+    failure
+}

@@ -1,0 +1,274 @@
+//! The session on the target, from the server check to the clean close (reference
+//! `pgmi-cli.md` §2.9, `pgmi-session-api.md` §7.1 steps 6 and 8, §8.3).
+//!
+//! Invariants:
+//! * Nothing user-supplied is spliced into SQL text: the bundle (files and parameters)
+//!   travels as binary COPY data; the only spliced names are identifiers quoted by
+//!   `ident.rs`.
+//! * The deploy lock is the reference's key (`hashtextextended('pgmi.deploy.' ||
+//!   current_database(), 0)`), so this uploader and the reference exclude each other.
+//! * On an idle connection the close sends nothing that makes the server warn (a bare
+//!   `ROLLBACK` would): it first asks whether a transaction is open.
+
+use postgres::error::SqlState;
+use postgres::{Client, SimpleQueryMessage};
+
+use crate::copy_binary;
+use crate::exit::{Exit, Failure};
+use crate::ident::quote_ident;
+
+/// PostgreSQL 13 is the oldest server the extension is built for (pgrx 0.18 supports
+/// 13–18); the reference's floor was 11.
+pub const MIN_SERVER_VERSION_NUM: i32 = 130_000;
+
+/// First column of the first row of a simple query, as text.
+fn scalar(client: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
+    for message in client.simple_query(sql)? {
+        if let SimpleQueryMessage::Row(row) = message {
+            return Ok(row.get(0).map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
+/// Refuse servers older than [`MIN_SERVER_VERSION_NUM`] (exit 10).
+pub fn check_server_version(client: &mut Client) -> Result<(), Failure> {
+    let text = scalar(
+        client,
+        "SELECT pg_catalog.current_setting('server_version_num')",
+    )
+    .map_err(|e| Failure::from_pg(Exit::General, "could not read the server version", &e))?
+    .unwrap_or_default();
+    let num: i32 = text.trim().parse().map_err(|_| {
+        Failure::new(
+            Exit::General,
+            format!("server reported an unreadable server_version_num {text:?}"),
+        )
+    })?;
+    if num < MIN_SERVER_VERSION_NUM {
+        return Err(Failure::config(format!(
+            "this server reports PostgreSQL {} (server_version_num {num}), and pgmi requires 13 or newer",
+            version_label(num)
+        ))
+        .with_hint("the pgmi extension is built for PostgreSQL 13 to 18"));
+    }
+    Ok(())
+}
+
+/// `120005` → `12.5`, `90624` → `9.6.24`.
+fn version_label(num: i32) -> String {
+    if num >= 100_000 {
+        format!("{}.{}", num / 10_000, num % 10_000)
+    } else {
+        format!("{}.{}.{}", num / 10_000, (num / 100) % 100, num % 100)
+    }
+}
+
+/// Take the per-database deploy lock, or fail with exit 15.
+pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure> {
+    let got = scalar(
+        client,
+        "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pgmi.deploy.' || pg_catalog.current_database(), 0))",
+    )
+    .map_err(|e| Failure::from_pg(Exit::General, "could not take the deploy lock", &e))?;
+    if got.as_deref() != Some("t") {
+        return Err(Failure::new(
+            Exit::ConcurrentDeploy,
+            format!("concurrent deployment in progress: another pgmi deployment is already running against \"{db}\""),
+        )
+        .with_hint("wait for it to finish, then deploy again"));
+    }
+    Ok(())
+}
+
+/// Make sure the pgmi extension is installed; returns its schema, quoted.
+pub fn ensure_extension(client: &mut Client, db: &str, user: &str) -> Result<String, Failure> {
+    const FIND: &str = "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'";
+    let lookup = |client: &mut Client| {
+        scalar(client, FIND).map_err(|e| {
+            Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e)
+        })
+    };
+    let schema = match lookup(client)? {
+        Some(schema) => schema,
+        None => {
+            eprintln!("Installing extension pgmi");
+            client
+                .batch_execute("CREATE EXTENSION pgmi")
+                .map_err(|e| extension_failure(&e, db, user))?;
+            lookup(client)?.ok_or_else(|| {
+                Failure::new(Exit::General, "CREATE EXTENSION pgmi succeeded but the extension is not listed in pg_extension")
+            })?
+        }
+    };
+    quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))
+}
+
+fn extension_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
+    let code = err.code();
+    let failure = Failure::from_pg(Exit::General, "could not install the pgmi extension", err);
+    if code == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        return Failure { exit: Exit::InvalidConfig, ..failure }.with_hint(format!(
+            "a superuser runs once, in database \"{db}\": CREATE EXTENSION pgmi;  or, since the extension is trusted: GRANT CREATE ON DATABASE \"{db}\" TO \"{user}\";"
+        ));
+    }
+    let missing_files = code == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+        || code == Some(&SqlState::UNDEFINED_FILE)
+        || err.as_db_error().is_some_and(|db| {
+            db.message()
+                .contains("could not open extension control file")
+        });
+    if missing_files {
+        return Failure { exit: Exit::InvalidConfig, ..failure }.with_hint(
+            "the pgmi extension files are not installed on this server; install them (cargo pgrx install, or the package for this PostgreSQL major) on the database host",
+        );
+    }
+    failure
+}
+
+/// What the loader reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    pub files: i64,
+    pub sql_files: i64,
+    pub test_files: i64,
+    pub bytes: i64,
+    pub parameters: i64,
+}
+
+/// Upload the bundle with binary COPY and load it, in one transaction.
+pub fn load_bundle(
+    client: &mut Client,
+    schema: &str,
+    bundle: &[u8],
+) -> Result<LoadSummary, Failure> {
+    let result = load_in_transaction(client, schema, bundle);
+    if result.is_err() {
+        // The transaction is aborted (or the COPY was abandoned); end it before anything
+        // else runs on the session. A failure here surfaces on the next statement.
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    result
+}
+
+fn load_in_transaction(
+    client: &mut Client,
+    schema: &str,
+    bundle: &[u8],
+) -> Result<LoadSummary, Failure> {
+    let prep =
+        |e: postgres::Error| Failure::from_pg(Exit::General, "could not prepare the session", &e);
+    client.batch_execute("BEGIN").map_err(prep)?;
+    client
+        .batch_execute("CREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP")
+        .map_err(prep)?;
+    let upload = |e: &dyn std::fmt::Display| {
+        Failure::new(
+            Exit::General,
+            format!("could not upload the project bundle: {e}"),
+        )
+    };
+    let mut writer = client
+        .copy_in("COPY pg_temp._pgmi_upload (data) FROM STDIN (FORMAT binary)")
+        .map_err(prep)?;
+    copy_binary::write_single_bytea(&mut writer, bundle).map_err(|e| upload(&e))?;
+    writer
+        .finish()
+        .map_err(|e| Failure::from_pg(Exit::General, "could not upload the project bundle", &e))?;
+
+    let sql = format!(
+        "SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload))"
+    );
+    let rows = client.simple_query(&sql).map_err(|e| load_failure(&e))?;
+    let row = rows
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| Failure::new(Exit::General, "pgmi_load returned no row"))?;
+    let int = |i: usize| -> Result<i64, Failure> {
+        row.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| {
+            Failure::new(
+                Exit::General,
+                format!("pgmi_load returned an unreadable column {i}"),
+            )
+        })
+    };
+    let summary = LoadSummary {
+        files: int(0)?,
+        sql_files: int(1)?,
+        test_files: int(2)?,
+        bytes: int(3)?,
+        parameters: int(4)?,
+    };
+    client
+        .batch_execute("COMMIT")
+        .map_err(|e| load_failure(&e))?;
+    Ok(summary)
+}
+
+/// A loader error: bad input (classes 22, 23, 54: a file or parameter the extension
+/// refused, or a limit) is a configuration error; anything else is unclassified.
+fn load_failure(err: &postgres::Error) -> Failure {
+    let exit = match err.code().map(|c| &c.code()[..2]) {
+        Some("22" | "23" | "54") => Exit::InvalidConfig,
+        _ => Exit::General,
+    };
+    Failure::from_pg(exit, "loading the project failed", err)
+}
+
+/// End whatever deploy.sql left open and release every session advisory lock. Runs on
+/// every path once the lock was taken; its own failures are reported only in verbose
+/// mode, because the deploy's outcome is already decided.
+pub fn close(client: &mut Client, verbose: bool) {
+    if client.is_closed() {
+        return;
+    }
+    // statement_timestamp() equals transaction_timestamp() for the first statement of a
+    // transaction, so "different" means an explicit transaction block is open; in an
+    // aborted block the query itself fails with 25P02.
+    let open = match retry_once_if_cancelled(client, |c| {
+        scalar(
+            c,
+            "SELECT pg_catalog.statement_timestamp() <> pg_catalog.transaction_timestamp()",
+        )
+    }) {
+        Ok(value) => value.as_deref() == Some("t"),
+        Err(_) => true,
+    };
+    if open {
+        if let Err(e) = retry_once_if_cancelled(client, |c| c.batch_execute("ROLLBACK")) {
+            crate::report::verbose(verbose, &format!("ROLLBACK at close failed: {e}"));
+        }
+    }
+    if let Err(e) = retry_once_if_cancelled(client, |c| {
+        c.batch_execute("SELECT pg_catalog.pg_advisory_unlock_all()")
+    }) {
+        crate::report::verbose(verbose, &format!("releasing advisory locks failed: {e}"));
+    }
+}
+
+/// A cancel request sent for the last deploy statement may land on the first clean-up
+/// statement instead (PostgreSQL handles cancels asynchronously); one retry covers it.
+fn retry_once_if_cancelled<T>(
+    client: &mut Client,
+    mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+) -> Result<T, postgres::Error> {
+    match f(client) {
+        Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => f(client),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_label;
+
+    #[test]
+    fn version_labels() {
+        assert_eq!(version_label(150004), "15.4");
+        assert_eq!(version_label(120000), "12.0");
+        assert_eq!(version_label(90624), "9.6.24");
+    }
+}

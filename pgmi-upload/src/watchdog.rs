@@ -1,0 +1,127 @@
+//! The `--timeout` deadline and Ctrl-C / SIGTERM (reference `pgmi-cli.md` §2.8,
+//! `pgmi-session-api.md` §7.4).
+//!
+//! Both cancel the statement running on the session through its cancel token (a separate
+//! connection sending a CancelRequest), and both set a flag the deploy reads to classify
+//! the resulting error: interrupted → 130, deadline → 16, both before "execution failed"
+//! → 13.
+//!
+//! A cancel request that arrives between two statements cancels nothing, so the request is
+//! repeated every [`RECANCEL_INTERVAL`] until the deploy calls [`Watchdog::stop`]; the
+//! deploy also checks the flags before each statement it sends. `stop` takes the same lock
+//! as a cancel, so no new cancel request starts after it returns (one already delivered
+//! may still hit the next statement: PostgreSQL processes it asynchronously, which is why
+//! the clean-up statements in `session.rs` retry once on 57014).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use postgres::{CancelToken, NoTls};
+
+use crate::exit::Exit;
+
+/// How often a cancel request is repeated while the deploy has not yet noticed it.
+const RECANCEL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// After Ctrl-C, how long the deploy may take to unwind (roll back, release the lock)
+/// before the process exits anyway; a second Ctrl-C exits at once.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Default)]
+pub struct Watchdog {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The session's cancel token; `None` before connecting. The flag inside is `stopped`.
+    token: Mutex<(Option<CancelToken>, bool)>,
+    timed_out: AtomicBool,
+    interrupted: AtomicBool,
+}
+
+impl Watchdog {
+    /// Start the deadline thread (when there is a deadline) and the signal handler.
+    pub fn start(deadline: Option<Instant>) -> Watchdog {
+        let watchdog = Watchdog::default();
+        if let Some(deadline) = deadline {
+            let w = watchdog.clone();
+            thread::spawn(move || w.run_deadline(deadline));
+        }
+        let w = watchdog.clone();
+        // Failing to install the handler (one exists already) only loses the clean unwind
+        // on Ctrl-C; the default disposition still stops the process.
+        let _ = ctrlc::set_handler(move || w.on_signal());
+        watchdog
+    }
+
+    /// The session's cancel token, once connected.
+    pub fn set_client(&self, client: &postgres::Client) {
+        self.lock().0 = Some(client.cancel_token());
+    }
+
+    pub fn timed_out(&self) -> bool {
+        self.inner.timed_out.load(Ordering::SeqCst)
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.inner.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// The deploy has seen the outcome: send no further cancel requests.
+    pub fn stop(&self) {
+        self.lock().1 = true;
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<CancelToken>, bool)> {
+        self.inner.token.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cancel(&self) {
+        let guard = self.lock();
+        if let (Some(token), false) = (&guard.0, guard.1) {
+            // The deploy reports the outcome; a failed cancel request changes nothing.
+            let _ = token.cancel_query(NoTls);
+        }
+    }
+
+    fn run_deadline(&self, deadline: Instant) {
+        loop {
+            if self.stopped() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            thread::sleep((deadline - now).min(Duration::from_millis(200)));
+        }
+        self.inner.timed_out.store(true, Ordering::SeqCst);
+        while !self.stopped() {
+            self.cancel();
+            thread::sleep(RECANCEL_INTERVAL);
+        }
+    }
+
+    fn on_signal(&self) {
+        if self.inner.interrupted.swap(true, Ordering::SeqCst) {
+            std::process::exit(Exit::Interrupted.code());
+        }
+        eprintln!("pgmi: interrupted, cancelling deployment...");
+        let w = self.clone();
+        thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < INTERRUPT_GRACE {
+                w.cancel();
+                thread::sleep(RECANCEL_INTERVAL);
+            }
+            std::process::exit(Exit::Interrupted.code());
+        });
+    }
+}
