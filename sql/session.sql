@@ -243,61 +243,24 @@ $fn$;
 COMMENT ON FUNCTION pg_temp.pgmi_has_tests(text, text) IS
     'True when the directory or a directory below it holds a test (not a fixture) whose path matches the pattern.';
 
--- Depth-first, pre-order walk of the test directories that hold matching tests. Each
--- directory contributes its fixtures (never filtered), its matching tests in byte order of
--- file name, then its children, then one teardown. Ordering key: the directory's ancestry
--- joined with \x01, plus '' on entry and '~' on exit; every path starts with './' (0x2E),
--- which sorts after '' and before '~', so children always land between entry and exit.
+-- The plan is computed by the extension (pgmi-core's testplan module): one implementation
+-- for CALL pgmi_test(), this function and pgmi_test_generate(). @extschema@ is replaced by
+-- the extension's schema when the session is created.
 CREATE FUNCTION pg_temp.pgmi_test_plan(p_pattern text DEFAULT NULL)
     RETURNS TABLE (ordinal int, step_type text, script_path text, directory text, depth int)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-#variable_conflict use_column
-BEGIN
-    -- validated before any data is read, so a bad pattern fails even with no tests loaded
-    PERFORM pg_temp.pgmi_validate_pattern(p_pattern);
-    RETURN QUERY
-    WITH RECURSIVE
-    relevant AS (
-        SELECT d.path, d.parent_path, d.depth
-          FROM pg_temp._pgmi_test_directory d
-         WHERE pg_temp.pgmi_has_tests(d.path, p_pattern)
-    ),
-    tree AS (
-        SELECT r.path, r.depth, ARRAY[r.path] AS lineage
-          FROM relevant r
-         WHERE r.parent_path IS NULL
-            OR NOT EXISTS (SELECT 1 FROM relevant p WHERE p.path = r.parent_path)
-        UNION ALL
-        SELECT c.path, c.depth, t.lineage || c.path
-          FROM relevant c JOIN tree t ON c.parent_path = t.path
-    ),
-    steps AS (
-        SELECT array_to_string(t.lineage || ''::text, E'\x01') AS walk_key,
-               CASE WHEN s.is_fixture THEN 0 ELSE 1 END AS phase,
-               s.filename, s.path AS script_path, t.path AS directory, t.depth,
-               CASE WHEN s.is_fixture THEN 'fixture' ELSE 'test' END AS step_type
-          FROM tree t
-          JOIN pg_temp._pgmi_test_source s ON s.directory = t.path
-         WHERE s.is_fixture OR p_pattern IS NULL OR s.path ~ p_pattern
-        UNION ALL
-        SELECT array_to_string(t.lineage || '~'::text, E'\x01'), 2, NULL, NULL, t.path, t.depth,
-               'teardown'
-          FROM tree t
-    )
-    SELECT (row_number() OVER w)::int, s.step_type, s.script_path, s.directory, s.depth
-      FROM steps s
-    WINDOW w AS (ORDER BY s.walk_key COLLATE "C", s.phase, s.filename COLLATE "C")
-     ORDER BY 1;
-END
+    SELECT p.ordinal, p.step_type, p.script_path, p.directory, p.depth
+      FROM @extschema@.pgmi_test_plan(p_pattern) p
 $fn$;
 COMMENT ON FUNCTION pg_temp.pgmi_test_plan(text) IS
     'The ordered test plan: fixture, test and teardown steps of every test directory holding tests that match p_pattern (a POSIX regex on the test path; NULL = all).';
 
+-- No pinned search_path here on purpose: test code is the user's and resolves names in
+-- the caller's session, as it would in deploy.sql.
 CREATE FUNCTION pg_temp.pgmi_run_test_source(p_path text) RETURNS void
     LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_content text;
@@ -305,7 +268,8 @@ DECLARE
     v_message text;
     v_detail  text;
 BEGIN
-    SELECT s.content INTO v_content FROM pg_temp._pgmi_test_source s WHERE s.path = p_path;
+    SELECT s.content INTO v_content FROM pg_temp._pgmi_test_source s
+     WHERE s.path OPERATOR(pg_catalog.=) p_path;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'Failed in %: no such test file in this session', p_path
             USING ERRCODE = 'P0002';

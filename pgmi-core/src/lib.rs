@@ -18,3 +18,4 @@ pub mod params;
 pub mod path;
 pub mod project;
 pub mod split;
+pub mod testplan;

@@ -17,6 +17,8 @@ mod errors;
 mod guc;
 mod load;
 mod session;
+mod subxact;
+mod testrun;
 
 /// Runs once per backend when the library is loaded: registers the size limits.
 #[pg_guard]

@@ -31,6 +31,7 @@ fn pgmi_load(
     let parameters = params::finalize(bundle.parameters).unwrap_or_else(|e| errors::params(&e));
     let project = project::build(bundle.files).unwrap_or_else(|e| errors::project(&e));
     let summary = session::create(&project, &parameters);
+    crate::testrun::reset();
     TableIterator::once((
         count(summary.files),
         count(summary.sql_files),

@@ -39,7 +39,18 @@ pub fn create(project: &Project, parameters: &[(String, String)]) -> Summary {
         if exists {
             client.update(SESSION_DROP_SQL, None, &[])?;
         }
-        client.update(SESSION_SQL, None, &[])?;
+        let schema = client
+            .select(
+                "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+                  WHERE e.extname = 'pgmi'",
+                None,
+                &[],
+            )?
+            .first()
+            .get_one::<String>()?
+            .unwrap_or_else(|| "public".to_string());
+        client.update(SESSION_SQL.replace("@extschema@", &schema).as_str(), None, &[])?;
         insert_sources(client, project)?;
         insert_metadata(client, project)?;
         insert_tests(client, project)?;
