@@ -232,3 +232,50 @@ pub fn deploy_ok(project: &Project, db: &str, extra: &[&str]) -> Run {
     assert_eq!(run.code, 0, "deploy failed:\n{}", run.stderr);
     run
 }
+
+/// Compares `actual` with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites the file instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
+/// Replaces what differs between runs (timings, generated names) with stable tokens.
+pub fn redact(text: &str, db: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.replace(db, "<db>").lines() {
+        out.push_str(&redact_numbers_after(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Timings look like `0.42s`, `3.2ms`, `time="0.001234"`, `# time=3.2ms`, `[0.06s] `.
+fn redact_numbers_after(line: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let number: String = chars[start..i].iter().collect();
+            let rest: String = chars[i..].iter().take(2).collect();
+            let before: String = chars[..start].iter().rev().take(6).collect::<String>().chars().rev().collect();
+            let is_time = number.contains('.')
+                && (rest.starts_with('s') || rest.starts_with("ms") || rest.starts_with("µs") || before.ends_with("time=\"") || before.ends_with("time="));
+            out.push_str(if is_time { "<t>" } else { &number });
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
