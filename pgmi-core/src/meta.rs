@@ -116,6 +116,12 @@ Generate template: pgmi metadata scaffold <path>";
     reason = "the signature is shared with the other pgmi-core modules; an error is built at most once per rejected file"
 )]
 pub fn extract(path: &str, content: &str) -> Result<Option<Metadata>, MetaError> {
+    // Every outcome other than "no metadata" needs one of these two names somewhere in the
+    // file; most files have neither, and a substring search is far cheaper than lexing the
+    // file for comments (9% of a 10,000-file load, measured).
+    if !content.contains("pgmi-meta") && !content.contains("pgmi:meta") {
+        return Ok(None);
+    }
     let bytes = content.as_bytes();
     let mut block: Option<(usize, &[u8])> = None;
     for comment in lexer::block_comment_spans(content) {

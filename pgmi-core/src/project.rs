@@ -111,76 +111,25 @@ pub fn build(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
     let mut test_dirs: HashSet<String> = HashSet::new();
     let mut previous: Option<String> = None;
 
-    for RawFile {
-        path: rel,
-        mut bytes,
-    } in files
-    {
-        let shown = format!("./{rel}");
-        check_relative(&rel, &shown)?;
-        if previous.as_deref() == Some(rel.as_str()) {
-            return Err(invalid(&shown, "the path occurs twice"));
-        }
-        if path::normalize(&shown) != shown {
-            return Err(invalid(
-                &shown,
-                "PostgreSQL-side pgmi would store it under a different name (it ends in a space or contains a backslash)",
-            ));
-        }
-
-        // §2.2 step 2: one leading BOM goes; content, checksums and metadata use the rest.
-        if bytes.starts_with(b"\xEF\xBB\xBF") {
-            bytes.drain(..3);
-        }
-        if let Err(dir) = path::check_dunder(&shown) {
-            return Err(ProjectError::UnsupportedDirectory { dir, path: shown });
-        }
-        if let Some(offset) = bytes.iter().position(|&b| b == 0) {
-            return Err(ProjectError::NulByte {
-                path: shown,
-                offset,
-            });
-        }
-        let content = String::from_utf8(bytes).map_err(|e| ProjectError::InvalidUtf8 {
-            path: shown.clone(),
-            offset: e.utf8_error().valid_up_to(),
-        })?;
-
-        if path::is_test_path(&shown) {
-            let directory = path::directory_of(&shown).to_owned();
-            let filename = path::file_name_of(&shown).to_owned();
-            if !test_dirs.contains(&directory) {
-                test_dirs.insert(directory.clone());
-            }
-            // Non-SQL test files are validated (above) but stored nowhere (§2.4).
-            if path::is_sql_file(&filename) {
-                let is_fixture = path::is_fixture(&filename);
-                project.test_sources.push(TestSource {
-                    path: shown,
-                    directory,
-                    filename,
-                    content,
-                    is_fixture,
-                });
-            }
-        } else {
-            let source_path = path::derive(&shown);
-            let metadata = if path::is_sql_file(&source_path.name) {
-                meta::extract(&source_path.path, &content)
-                    .map_err(|e| ProjectError::Metadata(Box::new(e)))?
-            } else {
-                None
-            };
-            let bytes = content.as_bytes();
-            project.sources.push(SourceFile {
-                checksum: checksum::raw(bytes),
-                pgmi_checksum: checksum::normalized(bytes),
-                path: source_path,
-                content,
-                metadata,
-            });
+    // The first file that fails a cheap check; files before it still get their metadata
+    // checked first, so the error reported is the first in path order, as in a walk.
+    let mut first_error: Option<ProjectError> = None;
+    for RawFile { path: rel, bytes } in files {
+        if let Err(e) = route(
+            &mut project,
+            &mut test_dirs,
+            previous.as_deref(),
+            &rel,
+            bytes,
+        ) {
+            first_error = Some(e);
+            break;
         }
         previous = Some(rel);
+    }
+    finish_sources(&mut project.sources)?;
+    if let Some(e) = first_error {
+        return Err(e);
     }
 
     meta::check_unique_ids(
@@ -197,6 +146,128 @@ pub fn build(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
 
     project.test_directories = test_directory_rows(test_dirs);
     Ok(project)
+}
+
+/// Cheap checks of one file (§2.2 steps 2, 4–6) and routing into the project (§2.4).
+fn route(
+    project: &mut Project,
+    test_dirs: &mut HashSet<String>,
+    previous: Option<&str>,
+    rel: &str,
+    mut bytes: Vec<u8>,
+) -> Result<(), ProjectError> {
+    let shown = format!("./{rel}");
+    check_relative(rel, &shown)?;
+    if previous == Some(rel) {
+        return Err(invalid(&shown, "the path occurs twice"));
+    }
+    if path::normalize(&shown) != shown {
+        return Err(invalid(
+            &shown,
+            "PostgreSQL-side pgmi would store it under a different name (it ends in a space or contains a backslash)",
+        ));
+    }
+
+    // §2.2 step 2: one leading BOM goes; content, checksums and metadata use the rest.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    if let Err(dir) = path::check_dunder(&shown) {
+        return Err(ProjectError::UnsupportedDirectory { dir, path: shown });
+    }
+    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+        return Err(ProjectError::NulByte {
+            path: shown,
+            offset,
+        });
+    }
+    let content = String::from_utf8(bytes).map_err(|e| ProjectError::InvalidUtf8 {
+        path: shown.clone(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+
+    if path::is_test_path(&shown) {
+        let directory = path::directory_of(&shown).to_owned();
+        let filename = path::file_name_of(&shown).to_owned();
+        if !test_dirs.contains(&directory) {
+            test_dirs.insert(directory.clone());
+        }
+        // Non-SQL test files are validated (above) but stored nowhere (§2.4).
+        if path::is_sql_file(&filename) {
+            let is_fixture = path::is_fixture(&filename);
+            project.test_sources.push(TestSource {
+                path: shown,
+                directory,
+                filename,
+                content,
+                is_fixture,
+            });
+        }
+    } else {
+        // Checksums and metadata are the expensive part; they run afterwards, in
+        // parallel, see `finish_sources`.
+        project.sources.push(SourceFile {
+            checksum: String::new(),
+            pgmi_checksum: String::new(),
+            path: path::derive(&shown),
+            content,
+            metadata: None,
+        });
+    }
+    Ok(())
+}
+
+/// Files per thread below which spreading the checksum and metadata work over threads
+/// costs more than it saves (a thread start is ~20 µs; one 2 kB file takes ~8 µs).
+const FILES_PER_THREAD: usize = 256;
+
+/// Computes both checksums and parses `<pgmi-meta>` for every source file, spread over the
+/// available cores: 85 ms of a 10,000-file (21 MB) load on one core here. The work per file
+/// is independent and pure, so the threads share nothing but the slice they split.
+/// Errors come back in path order.
+fn finish_sources(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(sources.len() / FILES_PER_THREAD)
+        .max(1);
+    let chunk = sources.len().div_ceil(threads).max(1);
+    let errors: Vec<Option<(usize, ProjectError)>> = if threads == 1 {
+        vec![finish_chunk(0, sources)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = sources
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(i, part)| scope.spawn(move || finish_chunk(i * chunk, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(None))
+                .collect()
+        })
+    };
+    match errors.into_iter().flatten().min_by_key(|(index, _)| *index) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The sequential work of [`finish_sources`] for one slice starting at `offset`; returns
+/// the slice's first metadata error with its index.
+fn finish_chunk(offset: usize, sources: &mut [SourceFile]) -> Option<(usize, ProjectError)> {
+    for (i, source) in sources.iter_mut().enumerate() {
+        let bytes = source.content.as_bytes();
+        source.checksum = checksum::raw(bytes);
+        source.pgmi_checksum = checksum::normalized(bytes);
+        if path::is_sql_file(&source.path.name) {
+            match meta::extract(&source.path.path, &source.content) {
+                Ok(m) => source.metadata = m,
+                Err(e) => return Some((offset + i, ProjectError::Metadata(Box::new(e)))),
+            }
+        }
+    }
+    None
 }
 
 /// Rejects paths no walk produces and no bundle reader passes on: empty, absolute, with

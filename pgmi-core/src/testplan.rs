@@ -65,9 +65,17 @@ pub struct PlanStep {
 /// Builds the plan. Files whose directory has no row are ignored (the loader never
 /// produces them).
 pub fn build(directories: &[PlanDirectory], files: &[PlanFile]) -> Vec<PlanStep> {
-    let index: HashMap<&str, usize> =
-        directories.iter().enumerate().map(|(i, d)| (d.path.as_str(), i)).collect();
-    let parent_of = |i: usize| directories[i].parent_path.as_deref().and_then(|p| index.get(p).copied());
+    let index: HashMap<&str, usize> = directories
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.path.as_str(), i))
+        .collect();
+    let parent_of = |i: usize| {
+        directories[i]
+            .parent_path
+            .as_deref()
+            .and_then(|p| index.get(p).copied())
+    };
 
     // Mark every directory on the way up from each selected test as relevant.
     let mut relevant = vec![false; directories.len()];
@@ -90,13 +98,19 @@ pub fn build(directories: &[PlanDirectory], files: &[PlanFile]) -> Vec<PlanStep>
             _ => roots.push(i),
         }
     }
-    let by_path = |a: &usize, b: &usize| directories[*a].path.as_bytes().cmp(directories[*b].path.as_bytes());
+    let by_path = |a: &usize, b: &usize| {
+        directories[*a]
+            .path
+            .as_bytes()
+            .cmp(directories[*b].path.as_bytes())
+    };
     roots.sort_by(by_path);
     for list in &mut children {
         list.sort_by(by_path);
     }
 
-    let mut own: Vec<(Vec<&PlanFile>, Vec<&PlanFile>)> = vec![(Vec::new(), Vec::new()); directories.len()];
+    let mut own: Vec<(Vec<&PlanFile>, Vec<&PlanFile>)> =
+        vec![(Vec::new(), Vec::new()); directories.len()];
     for file in files {
         if let Some(&i) = index.get(file.directory.as_str()) {
             if file.is_fixture {
@@ -159,7 +173,11 @@ mod tests {
     use super::*;
 
     fn dir(path: &str, parent: Option<&str>, depth: i32) -> PlanDirectory {
-        PlanDirectory { path: path.into(), parent_path: parent.map(Into::into), depth }
+        PlanDirectory {
+            path: path.into(),
+            parent_path: parent.map(Into::into),
+            depth,
+        }
     }
 
     fn file(path: &str, selected: bool) -> PlanFile {
@@ -168,7 +186,8 @@ mod tests {
             path: path.into(),
             directory: format!("{directory}/"),
             filename: filename.into(),
-            is_fixture: filename.eq_ignore_ascii_case("_setup.sql") || filename.eq_ignore_ascii_case("_setup.psql"),
+            is_fixture: filename.eq_ignore_ascii_case("_setup.sql")
+                || filename.eq_ignore_ascii_case("_setup.psql"),
             selected,
         }
     }
@@ -250,10 +269,14 @@ mod tests {
     #[test]
     fn tests_in_byte_order() {
         let dirs = vec![dir("./__test__/", None, 0)];
-        let files: Vec<_> = ["./__test__/testc.sql", "./__test__/test_a.sql", "./__test__/test-b.sql"]
-            .iter()
-            .map(|p| file(p, true))
-            .collect();
+        let files: Vec<_> = [
+            "./__test__/testc.sql",
+            "./__test__/test_a.sql",
+            "./__test__/test-b.sql",
+        ]
+        .iter()
+        .map(|p| file(p, true))
+        .collect();
         assert_eq!(
             render(&build(&dirs, &files)),
             [
@@ -276,10 +299,18 @@ mod tests {
     #[test]
     fn separate_trees_in_path_order() {
         let dirs = vec![dir("./b/__test__/", None, 0), dir("./a/__test__/", None, 0)];
-        let files = vec![file("./b/__test__/t.sql", true), file("./a/__test__/t.sql", true)];
+        let files = vec![
+            file("./b/__test__/t.sql", true),
+            file("./a/__test__/t.sql", true),
+        ];
         assert_eq!(
             render(&build(&dirs, &files)),
-            ["1 test ./a/__test__/t.sql 0", "2 teardown ./a/__test__/ 0", "3 test ./b/__test__/t.sql 0", "4 teardown ./b/__test__/ 0"]
+            [
+                "1 test ./a/__test__/t.sql 0",
+                "2 teardown ./a/__test__/ 0",
+                "3 test ./b/__test__/t.sql 0",
+                "4 teardown ./b/__test__/ 0"
+            ]
         );
     }
 }

@@ -109,6 +109,16 @@ pub fn params(e: &ParamError) -> ! {
     raise(code, e.to_string(), None, hint)
 }
 
+pub fn internal(what: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pgmi_load failed: {what}"),
+        None,
+        "this is a bug in the pgmi extension; please report it with the PostgreSQL version"
+            .to_string(),
+    )
+}
+
 /// SPI-level failures (not SQL errors: those keep their own SQLSTATE as they propagate).
 pub fn spi(e: &pgrx::spi::Error) -> ! {
     raise(

@@ -13,10 +13,12 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod arrays;
 mod errors;
 mod guc;
 mod load;
 mod session;
+mod signals;
 mod subxact;
 mod testrun;
 

@@ -3,7 +3,7 @@
 use pgmi_core::{bundle, params, project};
 use pgrx::prelude::*;
 
-use crate::{errors, guc, session};
+use crate::{errors, guc, session, signals};
 
 /// Unpacks and validates `bundle` (a tar.gz made by `pgmi-upload` or by hand), then
 /// (re)creates the session objects in `pg_temp` and fills them. Everything happens in the
@@ -27,10 +27,33 @@ fn pgmi_load(
     ),
 > {
     let limits = guc::limits();
-    let bundle = bundle::read(bundle, &limits).unwrap_or_else(|e| errors::bundle(&e));
-    let parameters = params::finalize(bundle.parameters).unwrap_or_else(|e| errors::params(&e));
-    let project = project::build(bundle.files).unwrap_or_else(|e| errors::project(&e));
-    let summary = session::create(&project, &parameters);
+    let started = std::time::Instant::now();
+    // Unpacking and validating is pure Rust; it runs on a helper thread while this thread
+    // (the only one that may call into PostgreSQL) replaces the session objects, which
+    // takes 10-15 ms of catalog work. Errors are raised here, after the join.
+    let (outcome, objects_ready) = std::thread::scope(|scope| {
+        let worker = signals::blocked(|| scope.spawn(|| unpack_and_validate(bundle, &limits)));
+        session::create_objects();
+        let objects_ready = started.elapsed();
+        (worker.join(), objects_ready)
+    });
+    let (project, parameters) = match outcome {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(Invalid::Bundle(e))) => errors::bundle(&e),
+        Ok(Err(Invalid::Params(e))) => errors::params(&e),
+        Ok(Err(Invalid::Project(e))) => errors::project(&e),
+        Err(_) => errors::internal("the unpacking thread panicked"),
+    };
+    let validated = started.elapsed();
+    let summary = session::fill(&project, &parameters);
+    debug1!(
+        "pgmi_load: {} files, {} bytes: session objects after {:.1} ms, unpacked and validated after {:.1} ms, filled in {:.1} ms",
+        summary.files,
+        summary.bytes,
+        objects_ready.as_secs_f64() * 1e3,
+        validated.as_secs_f64() * 1e3,
+        (started.elapsed() - validated).as_secs_f64() * 1e3
+    );
     crate::testrun::reset();
     TableIterator::once((
         count(summary.files),
@@ -39,6 +62,23 @@ fn pgmi_load(
         i64::try_from(summary.bytes).unwrap_or(i64::MAX),
         count(summary.parameters),
     ))
+}
+
+enum Invalid {
+    Bundle(pgmi_core::bundle::BundleError),
+    Params(pgmi_core::params::ParamError),
+    Project(pgmi_core::project::ProjectError),
+}
+
+/// Everything `pgmi_load` does that needs no database: safe to run off the backend thread.
+fn unpack_and_validate(
+    bytes: &[u8],
+    limits: &pgmi_core::limits::Limits,
+) -> Result<(project::Project, Vec<(String, String)>), Invalid> {
+    let bundle = bundle::read(bytes, limits).map_err(Invalid::Bundle)?;
+    let parameters = params::finalize(bundle.parameters).map_err(Invalid::Params)?;
+    let project = project::build(bundle.files).map_err(Invalid::Project)?;
+    Ok((project, parameters))
 }
 
 fn count(n: usize) -> i32 {

@@ -57,7 +57,12 @@ pub fn reset() {
     SUITES.with(|s| s.set(0));
 }
 
-fn raise(code: PgSqlErrorCode, message: impl Into<String>, detail: Option<String>, hint: Option<&str>) -> ! {
+fn raise(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: Option<String>,
+    hint: Option<&str>,
+) -> ! {
     let mut report = ErrorReport::new(code, message.into(), "pgmi_test");
     if let Some(detail) = detail {
         report = report.set_detail(detail);
@@ -70,12 +75,21 @@ fn raise(code: PgSqlErrorCode, message: impl Into<String>, detail: Option<String
 }
 
 fn spi_failed(e: pgrx::spi::Error) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pgmi_test: SPI failed: {e}"), None, None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pgmi_test: SPI failed: {e}"),
+        None,
+        None,
+    )
 }
 
 fn require_session(client: &SpiClient<'_>) {
     let loaded = client
-        .select("SELECT pg_catalog.to_regclass('pg_temp._pgmi_test_source') IS NOT NULL", None, &[])
+        .select(
+            "SELECT pg_catalog.to_regclass('pg_temp._pgmi_test_source') IS NOT NULL",
+            None,
+            &[],
+        )
         .and_then(|t| t.first().get_one::<bool>())
         .unwrap_or_else(|e| spi_failed(e));
     if loaded != Some(true) {
@@ -89,17 +103,29 @@ fn require_session(client: &SpiClient<'_>) {
 }
 
 /// The plan for `pattern` (NULL or '' = every test), with each script's content when asked.
-fn load_plan(client: &SpiClient<'_>, pattern: Option<&str>, with_content: bool) -> (Vec<PlanStep>, HashMap<String, String>) {
+fn load_plan(
+    client: &SpiClient<'_>,
+    pattern: Option<&str>,
+    with_content: bool,
+) -> (Vec<PlanStep>, HashMap<String, String>) {
     require_session(client);
     let pattern = pattern.filter(|p| !p.is_empty());
     // Raises P0001 "Invalid regex pattern: …" before any data is read.
     client
-        .select("SELECT pg_temp.pgmi_validate_pattern($1)", None, &[pattern.into()])
+        .select(
+            "SELECT pg_temp.pgmi_validate_pattern($1)",
+            None,
+            &[pattern.into()],
+        )
         .unwrap_or_else(|e| spi_failed(e));
     type Rows = (Vec<PlanDirectory>, Vec<PlanFile>, HashMap<String, String>);
     let read = || -> SpiResult<Rows> {
         let mut directories = Vec::new();
-        for row in client.select("SELECT path, parent_path, depth FROM pg_temp._pgmi_test_directory", None, &[])? {
+        for row in client.select(
+            "SELECT path, parent_path, depth FROM pg_temp._pgmi_test_directory",
+            None,
+            &[],
+        )? {
             directories.push(PlanDirectory {
                 path: row.get::<String>(1)?.unwrap_or_default(),
                 parent_path: row.get::<String>(2)?,
@@ -153,10 +179,15 @@ fn pgmi_test_plan(
     ),
 > {
     let (plan, _) = Spi::connect(|client| load_plan(client, p_pattern, false));
-    TableIterator::new(
-        plan.into_iter()
-            .map(|s| (s.ordinal, s.step_type.as_str().to_string(), s.script_path, s.directory, s.depth)),
-    )
+    TableIterator::new(plan.into_iter().map(|s| {
+        (
+            s.ordinal,
+            s.step_type.as_str().to_string(),
+            s.script_path,
+            s.directory,
+            s.depth,
+        )
+    }))
 }
 
 /// Validates a callback name (the reference's rule) and resolves it the way PostgreSQL
@@ -190,7 +221,13 @@ fn resolve_callback(client: &SpiClient<'_>, name: &str) -> String {
             None,
             &[name.into()],
         )
-        .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one::<String>() })
+        .and_then(|t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                t.first().get_one::<String>()
+            }
+        })
         .unwrap_or_else(|e| spi_failed(e));
     resolved.unwrap_or_else(|| {
         raise(
@@ -292,21 +329,46 @@ impl<'a> Events<'a> {
     fn new(client: &SpiClient<'a>, callback: &str) -> Events<'a> {
         let text = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
         let int4 = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
-        let query = format!("SELECT {callback}(ROW($1, $2, $3, $4, $5, NULL)::pg_temp.pgmi_test_event)");
+        let query =
+            format!("SELECT {callback}(ROW($1, $2, $3, $4, $5, NULL)::pg_temp.pgmi_test_event)");
         let statement = client
             .prepare_mut(query.as_str(), &[text, text, text, int4, int4])
             .unwrap_or_else(|e| spi_failed(e));
         Events { statement }
     }
 
-    fn emit(&self, client: &mut SpiClient<'a>, event: &str, path: Option<&str>, directory: &str, depth: i32, ordinal: i32) {
+    fn emit(
+        &self,
+        client: &mut SpiClient<'a>,
+        event: &str,
+        path: Option<&str>,
+        directory: &str,
+        depth: i32,
+        ordinal: i32,
+    ) {
         client
-            .update(&self.statement, None, &[event.into(), path.into(), directory.into(), depth.into(), ordinal.into()])
+            .update(
+                &self.statement,
+                None,
+                &[
+                    event.into(),
+                    path.into(),
+                    directory.into(),
+                    depth.into(),
+                    ordinal.into(),
+                ],
+            )
             .unwrap_or_else(|e| spi_failed(e));
     }
 }
 
-fn run_suite(client: &mut SpiClient<'_>, plan: &[PlanStep], contents: &HashMap<String, String>, callback: &str, suite: i32) {
+fn run_suite(
+    client: &mut SpiClient<'_>,
+    plan: &[PlanStep],
+    contents: &HashMap<String, String>,
+    callback: &str,
+    suite: i32,
+) {
     let events = Events::new(client, callback);
     let stack = RefCell::new(Stack::default());
     // Directories whose subtransaction is open, innermost last (DFS keeps them nested).
@@ -340,7 +402,14 @@ fn run_suite(client: &mut SpiClient<'_>, plan: &[PlanStep], contents: &HashMap<S
                     }
                 }
                 StepType::Teardown => {
-                    events.emit(client, "teardown_start", None, dir, step.depth, step.ordinal);
+                    events.emit(
+                        client,
+                        "teardown_start",
+                        None,
+                        dir,
+                        step.depth,
+                        step.ordinal,
+                    );
                     if open_dirs.last() == Some(&dir) {
                         stack.borrow_mut().rollback();
                         open_dirs.pop();
@@ -361,19 +430,34 @@ fn run_suite(client: &mut SpiClient<'_>, plan: &[PlanStep], contents: &HashMap<S
 
 /// Runs one fixture or test script. A failure is recorded and raised as
 /// `Failed in <path>: <message>` with the original SQLSTATE and DETAIL.
-fn run_script(client: &mut SpiClient<'_>, step: &PlanStep, contents: &HashMap<String, String>, suite: i32) {
+fn run_script(
+    client: &mut SpiClient<'_>,
+    step: &PlanStep,
+    contents: &HashMap<String, String>,
+    suite: i32,
+) {
     let path = step.script_path.clone().unwrap_or_default();
     let content = contents.get(&path).map_or("", String::as_str);
     let started = Instant::now();
     let outcome: Result<(), (PgSqlErrorCode, String, Option<String>)> =
-        PgTryBuilder::new(AssertUnwindSafe(|| match client.update(content, None, &[]) {
-            Ok(_) => Ok(()),
-            Err(e) => Err((PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, e.to_string(), None)),
+        PgTryBuilder::new(AssertUnwindSafe(|| {
+            match client.update(content, None, &[]) {
+                Ok(_) => Ok(()),
+                Err(e) => Err((
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    e.to_string(),
+                    None,
+                )),
+            }
         }))
         .catch_others(|error| match error {
-            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-                Err((r.sql_error_code(), r.message().to_string(), r.detail().map(str::to_string)))
-            }
+            CaughtError::PostgresError(r)
+            | CaughtError::ErrorReport(r)
+            | CaughtError::RustPanic { ereport: r, .. } => Err((
+                r.sql_error_code(),
+                r.message().to_string(),
+                r.detail().map(str::to_string),
+            )),
         })
         .execute();
     let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
@@ -388,7 +472,9 @@ fn run_script(client: &mut SpiClient<'_>, step: &PlanStep, contents: &HashMap<St
             passed: failure.is_none(),
             duration_us,
             sqlstate: failure.as_ref().map(|(code, ..)| sqlstate(*code)),
-            message: failure.as_ref().map(|(_, m, _)| format!("Failed in {path}: {m}")),
+            message: failure
+                .as_ref()
+                .map(|(_, m, _)| format!("Failed in {path}: {m}")),
             detail: failure.as_ref().and_then(|(.., d)| d.clone()),
         })
     });

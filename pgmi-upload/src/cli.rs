@@ -19,7 +19,8 @@ Environment:
   PGCONNECT_TIMEOUT                     seconds to wait for each connection attempt
   PGSSLMODE                             disable | allow | prefer (TLS is not supported yet)
   PGMI_CONNECTION_STRING, DATABASE_URL  default for --connection, in that order
-  PGMI_MAX_FILE_SIZE                    per-file size cap in bytes (default 10485760)
+  PGMI_MAX_FILE_SIZE                    per-file size cap in bytes (default 10485760);
+                                        also sets the server's pgmi_loader.max_file_size
   NO_COLOR                              plain `ok` / `FAILED` in the summary line
 
 Exit codes: 0 ok, 1 other error, 2 usage, 10 invalid configuration (nothing touched),
@@ -100,6 +101,11 @@ pub struct DeployArgs {
     )]
     pub timeout: String,
 
+    /// After the deploy, write the test results as junit=FILE (JUnit XML) or
+    /// tap=FILE (TAP version 13); written even when the deploy fails (repeatable)
+    #[arg(long = "test-report", value_name = "FORMAT=FILE")]
+    pub test_reports: Vec<String>,
+
     /// Print a JSON result on stdout instead of the summary line
     #[arg(long)]
     pub json: bool,
@@ -113,6 +119,24 @@ pub struct DeployArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn repeatable_test_reports() {
+        let cli = Cli::try_parse_from([
+            "pgmi-upload",
+            "deploy",
+            ".",
+            "--test-report",
+            "junit=r.xml",
+            "--test-report",
+            "tap=r.tap",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(args.test_reports, ["junit=r.xml", "tap=r.tap"]);
+    }
 
     #[test]
     fn clap_definition_is_consistent() {
@@ -148,6 +172,7 @@ mod tests {
             panic!("not deploy")
         };
         assert_eq!(args.params, ["a=1", "b=2"]);
+        assert!(args.test_reports.is_empty());
         assert_eq!(args.params_files, [PathBuf::from("x.env")]);
     }
 }

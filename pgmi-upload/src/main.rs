@@ -22,6 +22,8 @@ mod redact;
 mod report;
 mod run;
 mod session;
+mod testreport;
+mod testresults;
 mod uri;
 mod watchdog;
 

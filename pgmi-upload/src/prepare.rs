@@ -138,6 +138,20 @@ pub struct Packed {
     pub bundle: Vec<u8>,
     /// Files scanned (the reference's `filesLoaded`, before the server confirms it).
     pub files: usize,
+    /// `pgmi_loader.max_file_size` for the load, in kB; set when `PGMI_MAX_FILE_SIZE` is.
+    pub server_max_file_kb: Option<u32>,
+}
+
+/// The largest value the extension's `pgmi_loader.max_file_size` accepts, in kB (1 GiB,
+/// `pgmi-ext/src/guc.rs`; PostgreSQL cannot hold a larger text value anyway).
+pub const SERVER_MAX_FILE_KB: u64 = 1024 * 1024;
+
+/// `PGMI_MAX_FILE_SIZE` as the server's setting: bytes rounded up to whole kB, so the
+/// server never refuses a file the client accepted. Above the setting's maximum it is
+/// clamped, and the server's own limit decides.
+pub fn server_max_file_kb(max_file_bytes: u64) -> u32 {
+    let kb = max_file_bytes.div_ceil(1024).clamp(1, SERVER_MAX_FILE_KB);
+    u32::try_from(kb).unwrap_or(u32::MAX)
 }
 
 /// Walk and validate the project exactly as the extension will, then pack it with the
@@ -162,6 +176,7 @@ pub fn pack(root: &Path, limits: &Limits, params: &[(String, String)]) -> Result
     Ok(Packed {
         bundle,
         files: count,
+        server_max_file_kb: None,
     })
 }
 
@@ -204,5 +219,16 @@ mod tests {
         let bad = |k: &str| (k == "PGMI_MAX_FILE_SIZE").then(|| "-1".to_string());
         assert!(limits(&bad).is_err());
         assert_eq!(limits(&|_| None).unwrap(), Limits::default());
+    }
+
+    #[test]
+    fn server_file_limit_rounds_up_and_clamps() {
+        assert_eq!(server_max_file_kb(1), 1);
+        assert_eq!(server_max_file_kb(1024), 1);
+        assert_eq!(server_max_file_kb(1025), 2);
+        assert_eq!(server_max_file_kb(20_000_000), 19_532);
+        assert_eq!(server_max_file_kb(10 * 1024 * 1024), 10 * 1024);
+        assert_eq!(server_max_file_kb(1 << 30), 1 << 20);
+        assert_eq!(server_max_file_kb(u64::MAX), 1 << 20);
     }
 }

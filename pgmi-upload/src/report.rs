@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::duration::seconds_2dp;
 use crate::exit::{Exit, Failure};
 use crate::redact::redact;
+use crate::testresults::{self, TestStep, TestsJson};
 
 /// `[VERBOSE] …` on stderr when `--verbose` is on.
 pub fn verbose(enabled: bool, line: &str) {
@@ -84,6 +85,9 @@ pub struct DeployReport {
     /// Execution units; zero until deploy.sql was split.
     pub units: usize,
     pub units_committed: usize,
+    /// Rows of `pgmi_test_results()`, read after deploy.sql ended; empty when no test ran
+    /// or the extension is too old to keep them.
+    pub tests: Vec<TestStep>,
 }
 
 /// `<icon> <db>: <n> files loaded in <s>s` or `<icon> <db>: failed after <s>s[ (unit k of n
@@ -160,6 +164,8 @@ struct Envelope {
     column: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     script_expanded: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tests: Option<TestsJson>,
 }
 
 /// Build the envelope text (2-space indent, sorted keys, trailing newline).
@@ -187,6 +193,7 @@ pub fn json_envelope(
             env.execution_units = Some(r.units);
             env.units_committed = Some(r.units_committed);
         }
+        env.tests = testresults::json(&r.tests);
     }
     if let Some(f) = failure {
         let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(redact);
@@ -284,6 +291,7 @@ mod tests {
             elapsed: Duration::from_millis(1234),
             units: 4,
             units_committed: 2,
+            ..DeployReport::default()
         };
         assert_eq!(
             summary_line(&report, None, Style::Plain),
@@ -312,6 +320,7 @@ mod tests {
             elapsed: Duration::from_millis(15),
             units: 1,
             units_committed: 0,
+            ..DeployReport::default()
         };
         let text = json_envelope(Some(&report), Some(&exec_failure()), Exit::ExecutionFailed);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -327,6 +336,7 @@ mod tests {
         assert_eq!(v["sourceLine"], "SELEC 1;");
         assert_eq!(v["scriptExpanded"], false);
         assert_eq!(v["testMacros"], 0);
+        assert!(v.get("tests").is_none(), "no test results, no tests key");
         assert!(v.get("hint").is_none(), "empty hint is omitted");
         assert!(v["error"]
             .as_str()
@@ -341,6 +351,26 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn json_envelope_carries_the_test_counts() {
+        let report = DeployReport {
+            database: "app".into(),
+            units: 1,
+            tests: crate::testresults::fixtures::one_failure(),
+            ..DeployReport::default()
+        };
+        let text = json_envelope(Some(&report), Some(&exec_failure()), Exit::ExecutionFailed);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["tests"],
+            serde_json::json!({"run": 3, "passed": 2, "failed": 1, "failedTest": "./__test__/auth/test_zero.sql"})
+        );
+        assert!(
+            text.contains("\"tests\": {\n    \"failed\": 1,\n    \"failedTest\""),
+            "nested keys sorted:\n{text}"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! Order: offline checks and packing (`prepare.rs`, `conninfo.rs`) → connect, creating the
 //! target when missing (`connect.rs`) → server check, deploy lock, extension, upload and
-//! load (`session.rs`) → deploy.sql (`execute.rs`) → clean close → summary or `--json`
-//! (`report.rs`). Once the lock is held, the close runs on every path.
+//! load (`session.rs`) → deploy.sql (`execute.rs`) → clean close, reading the test results
+//! between the final ROLLBACK and the unlock (`testresults/`) → `--test-report` files
+//! (`testreport/`) → test summary, then the summary line or `--json` (`report.rs`). Once the
+//! lock is held, the close runs on every path.
 //!
 //! Exit-code precedence (reference §7.5): interrupted (130) beats everything; the deadline
 //! (16) beats "execution failed" (13) and unclassified errors (1), but not the
@@ -20,8 +22,11 @@ use crate::duration;
 use crate::execute::{self, Progress};
 use crate::exit::{Exit, Failure};
 use crate::prepare::{self, Packed};
+use crate::redact::redact;
 use crate::report::{self, DeployReport, Style};
 use crate::session;
+use crate::testreport::{self, ReportSpec};
+use crate::testresults;
 use crate::watchdog::Watchdog;
 
 /// Run a parsed command line; returns the process exit code.
@@ -37,18 +42,28 @@ pub fn run(cli: Cli) -> i32 {
 
 fn deploy_command(args: &DeployArgs) -> Exit {
     let start = Instant::now();
+    // A bad --test-report value is a configuration error, found before anything else.
+    let specs = match testreport::parse_specs(&args.test_reports) {
+        Ok(specs) => specs,
+        Err(failure) => return finish(args, None, Err(failure)),
+    };
     let (report, result) = deploy(args, start);
+    if let Some(report) = &report {
+        eprint!("{}", testresults::summary(&report.tests, args.verbose));
+    }
+    let result = write_reports(&specs, report.as_ref(), result);
+    finish(args, report.as_ref(), result)
+}
+
+/// The summary line or the `--json` envelope, then the error block; the exit code.
+fn finish(args: &DeployArgs, report: Option<&DeployReport>, result: Result<(), Failure>) -> Exit {
     let exit = match &result {
         Ok(()) => Exit::Success,
         Err(failure) => failure.exit,
     };
     if args.json {
-        report::print_stdout(&report::json_envelope(
-            report.as_ref(),
-            result.as_ref().err(),
-            exit,
-        ));
-    } else if let Some(report) = &report {
+        report::print_stdout(&report::json_envelope(report, result.as_ref().err(), exit));
+    } else if let Some(report) = report {
         eprintln!(
             "{}",
             report::summary_line(report, result.as_ref().err(), Style::detect())
@@ -58,6 +73,29 @@ fn deploy_command(args: &DeployArgs) -> Exit {
         eprint!("{}", report::error_block(failure));
     }
     exit
+}
+
+/// Write the `--test-report` files once the deploy ran, whatever its outcome (with no
+/// test results they are empty reports). A write failure fails a successful deploy (exit
+/// 1); after a failed deploy it is printed as a warning, and the deploy's own failure keeps
+/// deciding the exit code.
+fn write_reports(
+    specs: &[ReportSpec],
+    report: Option<&DeployReport>,
+    result: Result<(), Failure>,
+) -> Result<(), Failure> {
+    if specs.is_empty() {
+        return result;
+    }
+    let steps = report.map_or(&[][..], |r| r.tests.as_slice());
+    match (testreport::write_all(specs, steps), result) {
+        (Ok(()), result) => result,
+        (Err(write), Ok(())) => Err(write),
+        (Err(write), Err(deploy)) => {
+            eprintln!("pgmi: warning: {}", redact(&write.message));
+            Err(deploy)
+        }
+    }
 }
 
 /// Everything offline, then the session. The report exists once the offline part passed
@@ -132,7 +170,11 @@ fn prepare_offline(args: &DeployArgs) -> Result<(ConnInfo, Packed, String), Fail
     );
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
-    let packed = prepare::pack(&args.path, &limits, &params)?;
+    let mut packed = prepare::pack(&args.path, &limits, &params)?;
+    if env("PGMI_MAX_FILE_SIZE").is_some() {
+        // The extension enforces its own per-file limit; raise (or lower) it to match.
+        packed.server_max_file_kb = Some(prepare::server_max_file_kb(limits.max_file_bytes));
+    }
     report::verbose(
         args.verbose,
         &format!(
@@ -160,6 +202,7 @@ fn online(
     session::check_server_version(&mut client)?;
     let db = &connector.info.target_db;
     session::acquire_deploy_lock(&mut client, db)?;
+    let mut schema = None;
     let result = locked(
         &mut client,
         connector,
@@ -169,10 +212,23 @@ fn online(
         report,
         progress,
         verbose,
+        &mut schema,
     );
     // Stop cancelling before the clean-up statements run.
     watchdog.stop();
-    session::close(&mut client, verbose);
+    session::end_transaction(&mut client, verbose);
+    // The results live in backend memory and survive the ROLLBACK; read them while the
+    // deploy lock is still held, on the same session.
+    if let Some(schema) = schema.filter(|_| !client.is_closed()) {
+        match testresults::fetch(&mut client, &schema) {
+            Ok(steps) => {
+                report::verbose(verbose, &format!("{} test result row(s)", steps.len()));
+                report.tests = steps;
+            }
+            Err(e) => report::verbose(verbose, &format!("could not read the test results: {e}")),
+        }
+    }
+    session::release_locks(&mut client, verbose);
     result
 }
 
@@ -186,6 +242,7 @@ fn locked(
     report: &mut DeployReport,
     progress: &mut Progress,
     verbose: bool,
+    schema_found: &mut Option<String>,
 ) -> Result<(), Failure> {
     let info = connector.info;
     if verbose {
@@ -195,7 +252,15 @@ fn locked(
     }
     let schema = session::ensure_extension(client, &info.target_db, &info.user)?;
     report::verbose(verbose, &format!("extension pgmi found in schema {schema}"));
-    let loaded = session::load_bundle(client, &schema, &packed.bundle)?;
+    *schema_found = Some(schema.clone());
+    let loaded = session::load_bundle(
+        client,
+        &schema,
+        &packed.bundle,
+        packed.server_max_file_kb,
+        &info.target_db,
+        &info.user,
+    )?;
     report.files_loaded = loaded.files;
     eprintln!("Loaded {} files", loaded.files);
     if loaded.parameters > 0 {

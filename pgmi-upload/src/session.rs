@@ -3,8 +3,11 @@
 //!
 //! Invariants:
 //! * Nothing user-supplied is spliced into SQL text: the bundle (files and parameters)
-//!   travels as binary COPY data; the only spliced names are identifiers quoted by
-//!   `ident.rs`.
+//!   travels as binary COPY data; the only spliced text is identifiers quoted by
+//!   `ident.rs` and the integer kB of `PGMI_MAX_FILE_SIZE` (parsed and recomputed, never
+//!   the variable's text).
+//! * The close is two steps, [`end_transaction`] and [`release_locks`], so the test results
+//!   (`testresults/`) are read after the final ROLLBACK and while the deploy lock is held.
 //! * The deploy lock is the reference's key (`hashtextextended('pgmi.deploy.' ||
 //!   current_database(), 0)`), so this uploader and the reference exclude each other.
 //! * On an idle connection the close sends nothing that makes the server warn (a bare
@@ -141,8 +144,11 @@ pub fn load_bundle(
     client: &mut Client,
     schema: &str,
     bundle: &[u8],
+    max_file_kb: Option<u32>,
+    db: &str,
+    user: &str,
 ) -> Result<LoadSummary, Failure> {
-    let result = load_in_transaction(client, schema, bundle);
+    let result = load_in_transaction(client, schema, bundle, max_file_kb, db, user);
     if result.is_err() {
         // The transaction is aborted (or the COPY was abandoned); end it before anything
         // else runs on the session. A failure here surfaces on the next statement.
@@ -155,10 +161,39 @@ fn load_in_transaction(
     client: &mut Client,
     schema: &str,
     bundle: &[u8],
+    max_file_kb: Option<u32>,
+    db: &str,
+    user: &str,
 ) -> Result<LoadSummary, Failure> {
-    let prep =
-        |e: postgres::Error| Failure::from_pg(Exit::General, "could not prepare the session", &e);
+    let prep = |e: postgres::Error| {
+        let failure = Failure::from_pg(Exit::General, "could not prepare the session", &e);
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            // The session tables are temporary tables.
+            return failure.with_hint(format!(
+                "the role needs the TEMPORARY privilege: GRANT TEMPORARY ON DATABASE \"{db}\" TO \"{user}\";"
+            ));
+        }
+        failure
+    };
+    // Session tables are temporary tables, held in temp_buffers (8 MB by default) and
+    // spilled to disk beyond that. 128 MB keeps a 10,000-file project (27 MB of rows) in
+    // memory; buffers are only allocated as they are used. The setting must come before the
+    // session's first temporary table, which is why it is here, on a fresh connection.
+    client.batch_execute("SET temp_buffers = '128MB'").map_err(prep)?;
     client.batch_execute("BEGIN").map_err(prep)?;
+    if let Some(kb) = max_file_kb {
+        // PGMI_MAX_FILE_SIZE moves the server's per-file limit with the client's, for this
+        // load only. `kb` is an integer computed by `prepare::server_max_file_kb`.
+        client
+            .batch_execute(&format!("SET LOCAL pgmi_loader.max_file_size = '{kb}kB'"))
+            .map_err(|e| {
+                Failure::from_pg(
+                    Exit::General,
+                    "could not apply PGMI_MAX_FILE_SIZE to the server",
+                    &e,
+                )
+            })?;
+    }
     client
         .batch_execute("CREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP")
         .map_err(prep)?;
@@ -218,10 +253,10 @@ fn load_failure(err: &postgres::Error) -> Failure {
     Failure::from_pg(exit, "loading the project failed", err)
 }
 
-/// End whatever deploy.sql left open and release every session advisory lock. Runs on
-/// every path once the lock was taken; its own failures are reported only in verbose
-/// mode, because the deploy's outcome is already decided.
-pub fn close(client: &mut Client, verbose: bool) {
+/// End whatever deploy.sql left open. Runs on every path once the lock was taken, before
+/// the test results are read and [`release_locks`]; its own failures are reported only in
+/// verbose mode, because the deploy's outcome is already decided.
+pub fn end_transaction(client: &mut Client, verbose: bool) {
     if client.is_closed() {
         return;
     }
@@ -242,6 +277,14 @@ pub fn close(client: &mut Client, verbose: bool) {
             crate::report::verbose(verbose, &format!("ROLLBACK at close failed: {e}"));
         }
     }
+}
+
+/// Release every session advisory lock (the deploy lock and any deploy.sql took): the
+/// last statement of the session.
+pub fn release_locks(client: &mut Client, verbose: bool) {
+    if client.is_closed() {
+        return;
+    }
     if let Err(e) = retry_once_if_cancelled(client, |c| {
         c.batch_execute("SELECT pg_catalog.pg_advisory_unlock_all()")
     }) {
@@ -251,7 +294,7 @@ pub fn close(client: &mut Client, verbose: bool) {
 
 /// A cancel request sent for the last deploy statement may land on the first clean-up
 /// statement instead (PostgreSQL handles cancels asynchronously); one retry covers it.
-fn retry_once_if_cancelled<T>(
+pub fn retry_once_if_cancelled<T>(
     client: &mut Client,
     mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
 ) -> Result<T, postgres::Error> {

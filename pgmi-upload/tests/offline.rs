@@ -311,3 +311,76 @@ fn version_command_and_flag() {
     let out = run(&["--version"], &[]);
     assert_eq!(code(&out), 0);
 }
+
+#[test]
+fn bad_test_report_values_exit_10_before_connecting() {
+    let p = project();
+    for (value, needle) in [
+        ("xml=r.xml", "unknown report format \"xml\""),
+        ("junit", "expected FORMAT=FILE"),
+        ("tap=", "the file name is empty"),
+    ] {
+        let out = deploy(p.path(), &["-d", "app", "--test-report", value]);
+        assert_offline_failure(&out, 10, needle);
+    }
+}
+
+#[test]
+fn test_reports_are_written_when_the_deploy_fails_before_any_test() {
+    let p = project();
+    let out_dir = tempfile::tempdir().unwrap();
+    let junit = out_dir.path().join("reports/junit.xml");
+    let tap = out_dir.path().join("report.tap");
+    let out = deploy(
+        p.path(),
+        &[
+            "-d",
+            "app",
+            "--test-report",
+            &format!("junit={}", junit.display()),
+            "--test-report",
+            &format!("tap={}", tap.display()),
+        ],
+    );
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Tests:"),
+        "no results, no test summary"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit report written");
+    assert!(
+        xml.contains("<testsuite name=\"pgmi\" id=\"0\" tests=\"0\""),
+        "{xml}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&tap).unwrap(),
+        "TAP version 13\n1..0\n"
+    );
+}
+
+#[test]
+fn an_unwritable_report_does_not_hide_the_deploy_failure() {
+    let p = project();
+    let out_dir = tempfile::tempdir().unwrap();
+    // A directory cannot be replaced by the report file.
+    let taken = out_dir.path().join("taken.xml");
+    std::fs::create_dir(&taken).unwrap();
+    let out = deploy(
+        p.path(),
+        &[
+            "-d",
+            "app",
+            "--test-report",
+            &format!("junit={}", taken.display()),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 11, "the deploy's own failure decides: {err}");
+    assert!(
+        err.contains("pgmi: warning: could not write the JUnit test report"),
+        "{err}"
+    );
+    let warning = err.find("pgmi: warning:").unwrap();
+    let summary = err.find("FAILED app: failed after").unwrap();
+    assert!(warning < summary, "the summary line stays last:\n{err}");
+}

@@ -235,13 +235,19 @@ pub fn deploy_ok(project: &Project, db: &str, extra: &[&str]) -> Run {
 
 /// Compares `actual` with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites the file instead.
 pub fn assert_golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden file");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 
@@ -268,9 +274,20 @@ fn redact_numbers_after(line: &str) -> String {
             }
             let number: String = chars[start..i].iter().collect();
             let rest: String = chars[i..].iter().take(2).collect();
-            let before: String = chars[..start].iter().rev().take(6).collect::<String>().chars().rev().collect();
+            let before: String = chars[..start]
+                .iter()
+                .rev()
+                .take(6)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect();
             let is_time = number.contains('.')
-                && (rest.starts_with('s') || rest.starts_with("ms") || rest.starts_with("µs") || before.ends_with("time=\"") || before.ends_with("time="));
+                && (rest.starts_with('s')
+                    || rest.starts_with("ms")
+                    || rest.starts_with("µs")
+                    || before.ends_with("time=\"")
+                    || before.ends_with("time="));
             out.push_str(if is_time { "<t>" } else { &number });
         } else {
             out.push(chars[i]);

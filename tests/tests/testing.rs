@@ -7,9 +7,15 @@ use pgmi_tests::{assert_golden, deploy, deploy_ok, redact, Client, Project, Test
 /// The reference's TEST 7b tree (§6.1) under `project`.
 fn reference_tree(project: Project) -> Project {
     project
-        .file("__test__/_setup.sql", "INSERT INTO log VALUES ('root fixture');")
+        .file(
+            "__test__/_setup.sql",
+            "INSERT INTO log VALUES ('root fixture');",
+        )
         .file("__test__/test_basic.sql", "SELECT 1;")
-        .file("__test__/auth/_setup.sql", "INSERT INTO log VALUES ('auth fixture');")
+        .file(
+            "__test__/auth/_setup.sql",
+            "INSERT INTO log VALUES ('auth fixture');",
+        )
         .file("__test__/auth/test_login.sql", "SELECT 1;")
         .file("__test__/auth/oauth/test_google.sql", "SELECT 1;")
         .file("__test__/billing/test_stripe.sql", "SELECT 1;")
@@ -24,7 +30,8 @@ fn plan(c: &mut Client, query: &str) -> Vec<String> {
                 "{} {} {} {}",
                 r.get::<_, i32>(0),
                 r.get::<_, String>(1),
-                r.get::<_, Option<String>>(2).unwrap_or_else(|| r.get::<_, String>(3)),
+                r.get::<_, Option<String>>(2)
+                    .unwrap_or_else(|| r.get::<_, String>(3)),
                 r.get::<_, i32>(4)
             )
         })
@@ -39,7 +46,8 @@ fn session(db: &TestDb, project: &Project) -> Client {
     }
     let bundle = pgmi_core::bundle::write(&files, &[]).expect("bundle");
     let mut c = db.client();
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle]).expect("pgmi_load");
+    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
+        .expect("pgmi_load");
     c
 }
 
@@ -64,9 +72,16 @@ fn plan_matches_the_reference() {
             "10 teardown ./__test__/ 0"
         ]
     );
-    assert_eq!(plan(&mut c, "SELECT * FROM pgmi_test_plan()"), full, "extension and pg_temp agree");
     assert_eq!(
-        plan(&mut c, "SELECT * FROM pg_temp.pgmi_test_plan(p_pattern => 'oauth')"),
+        plan(&mut c, "SELECT * FROM pgmi_test_plan()"),
+        full,
+        "extension and pg_temp agree"
+    );
+    assert_eq!(
+        plan(
+            &mut c,
+            "SELECT * FROM pg_temp.pgmi_test_plan(p_pattern => 'oauth')"
+        ),
         [
             "1 fixture ./__test__/_setup.sql 0",
             "2 fixture ./__test__/auth/_setup.sql 1",
@@ -88,19 +103,27 @@ fn test_order_is_byte_order_on_a_linguistic_collation() {
             db.name
         ))
         .expect("create ICU database");
-    db.client().batch_execute("CREATE EXTENSION pgmi").expect("extension");
+    db.client()
+        .batch_execute("CREATE EXTENSION pgmi")
+        .expect("extension");
     let project = Project::with_deploy("SELECT 1;")
         .file("__test__/test_a.sql", "SELECT 1;")
         .file("__test__/test-b.sql", "SELECT 1;")
         .file("__test__/testc.sql", "SELECT 1;");
     let mut c = session(&db, &project);
     let linguistic: Vec<String> = c
-        .query("SELECT filename FROM pgmi_test_source_view ORDER BY filename", &[])
+        .query(
+            "SELECT filename FROM pgmi_test_source_view ORDER BY filename",
+            &[],
+        )
         .expect("order")
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_ne!(linguistic[0], "test-b.sql", "the database collation is not byte order");
+    assert_ne!(
+        linguistic[0], "test-b.sql",
+        "the database collation is not byte order"
+    );
     assert_eq!(
         plan(&mut c, "SELECT * FROM pgmi_test_plan()"),
         [
@@ -112,10 +135,18 @@ fn test_order_is_byte_order_on_a_linguistic_collation() {
     );
 }
 
-fn server_error(result: Result<Vec<postgres::Row>, postgres::Error>) -> (String, String, Option<String>) {
+fn server_error(
+    result: Result<Vec<postgres::Row>, postgres::Error>,
+) -> (String, String, Option<String>) {
     let err = result.expect_err("must fail");
-    let db = err.as_db_error().unwrap_or_else(|| panic!("not a server error: {err}"));
-    (db.code().code().to_string(), db.message().to_string(), db.hint().map(str::to_string))
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {err}"));
+    (
+        db.code().code().to_string(),
+        db.message().to_string(),
+        db.hint().map(str::to_string),
+    )
 }
 
 // Checks 24–27: pattern validation, empty plans and the compatibility generator.
@@ -123,33 +154,65 @@ fn server_error(result: Result<Vec<postgres::Row>, postgres::Error>) -> (String,
 fn pattern_callback_and_generator_contract() {
     let db = TestDb::new("generate");
     let mut empty = session(&db, &Project::with_deploy("SELECT 1;"));
-    let (code, message, hint) = server_error(empty.query("SELECT * FROM pg_temp.pgmi_test_plan('(')", &[]));
-    assert_eq!((code.as_str(), message.as_str()), ("P0001", "Invalid regex pattern: ("));
-    assert_eq!(hint.as_deref(), Some("Pattern must be a valid PostgreSQL POSIX regular expression"));
-    let sql: String = empty.query_one("SELECT pg_temp.pgmi_test_generate()", &[]).expect("generate").get(0);
+    let (code, message, hint) =
+        server_error(empty.query("SELECT * FROM pg_temp.pgmi_test_plan('(')", &[]));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("P0001", "Invalid regex pattern: (")
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some("Pattern must be a valid PostgreSQL POSIX regular expression")
+    );
+    let sql: String = empty
+        .query_one("SELECT pg_temp.pgmi_test_generate()", &[])
+        .expect("generate")
+        .get(0);
     assert!(sql.starts_with("DO $__pgmi_no_tests__$"), "{sql}");
     let (code, message, _) = server_error(empty.query(sql.as_str(), &[]));
-    assert_eq!((code.as_str(), message.as_str()), ("P0002", "pgmi: no tests were discovered"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("P0002", "pgmi: no tests were discovered")
+    );
 
     let mut c = session(&db, &reference_tree(Project::with_deploy("SELECT 1;")));
-    let sql: String =
-        c.query_one("SELECT pg_temp.pgmi_test_generate('zzz')", &[]).expect("generate").get(0);
+    let sql: String = c
+        .query_one("SELECT pg_temp.pgmi_test_generate('zzz')", &[])
+        .expect("generate")
+        .get(0);
     let (code, message, _) = server_error(c.query(sql.as_str(), &[]));
-    assert_eq!((code.as_str(), message.as_str()), ("P0002", "pgmi: no tests matched the requested pattern"));
-    let (code, message, _) = server_error(c.query("SELECT pg_temp.pgmi_test_generate(NULL, 'a.b.c')", &[]));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("P0002", "pgmi: no tests matched the requested pattern")
+    );
+    let (code, message, _) =
+        server_error(c.query("SELECT pg_temp.pgmi_test_generate(NULL, 'a.b.c')", &[]));
     assert_eq!(code, "22023");
-    assert_eq!(message, "Invalid callback name: a.b.c. Expected [schema.]function identifier.");
+    assert_eq!(
+        message,
+        "Invalid callback name: a.b.c. Expected [schema.]function identifier."
+    );
 
-    let sql: String =
-        c.query_one("SELECT pg_temp.pgmi_test_generate('oauth')", &[]).expect("generate").get(0);
+    let sql: String = c
+        .query_one("SELECT pg_temp.pgmi_test_generate('oauth')", &[])
+        .expect("generate")
+        .get(0);
     let savepoints: Vec<&str> = sql.lines().filter(|l| l.starts_with("SAVEPOINT")).collect();
     assert_eq!(
         savepoints,
-        ["SAVEPOINT __pgmi_d1__;", "SAVEPOINT __pgmi_d2__;", "SAVEPOINT __pgmi_d3__;", "SAVEPOINT __pgmi_t4__;"]
+        [
+            "SAVEPOINT __pgmi_d1__;",
+            "SAVEPOINT __pgmi_d2__;",
+            "SAVEPOINT __pgmi_d3__;",
+            "SAVEPOINT __pgmi_t4__;"
+        ]
     );
     assert!(!sql.ends_with('\n'));
     assert!(
-        sql.lines().last().expect("lines").contains("ROW('suite_end', NULL, '', 0, 6, NULL)"),
+        sql.lines()
+            .last()
+            .expect("lines")
+            .contains("ROW('suite_end', NULL, '', 0, 6, NULL)"),
         "{sql}"
     );
 }
@@ -175,7 +238,9 @@ const APPLY_MIGRATIONS: &str = "DO $$ DECLARE m record; BEGIN \
 #[test]
 fn passing_suite_notices_isolation_and_reports() {
     let db = TestDb::unnamed("suite");
-    let project = tests_project(&format!("BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"));
+    let project = tests_project(&format!(
+        "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("junit.xml");
     let tap = dir.path().join("report.tap");
@@ -191,32 +256,64 @@ fn passing_suite_notices_isolation_and_reports() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_golden("suite_pass.stderr", &redact(&run.stderr, &db.name));
-    assert_golden("suite_pass.junit.xml", &redact(&std::fs::read_to_string(&junit).expect("junit"), &db.name));
-    assert_golden("suite_pass.tap", &redact(&std::fs::read_to_string(&tap).expect("tap"), &db.name));
-    assert_eq!(db.count("SELECT count(*) FROM items"), 0, "fixture and test rows are rolled back");
+    assert_golden(
+        "suite_pass.junit.xml",
+        &redact(&std::fs::read_to_string(&junit).expect("junit"), &db.name),
+    );
+    assert_golden(
+        "suite_pass.tap",
+        &redact(&std::fs::read_to_string(&tap).expect("tap"), &db.name),
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM items"),
+        0,
+        "fixture and test rows are rolled back"
+    );
 }
 
 // Check 29: --verbose adds the DEBUG lines, each with its timestamp.
 #[test]
 fn verbose_shows_rollback_and_teardown_lines() {
     let db = TestDb::unnamed("verbose");
-    let project = tests_project(&format!("BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"));
+    let project = tests_project(&format!(
+        "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
+    ));
     let run = deploy_ok(&project, &db.name, &["--verbose"]);
-    let has = |needle: &str| run.stderr.lines().any(|l| l.starts_with('[') && l.ends_with(needle));
-    assert!(has("s] [pgmi] Rollback: ./__test__/test_a.sql"), "{}", run.stderr);
-    assert!(has("s] [pgmi] Rollback: ./__test__/test_b.sql"), "{}", run.stderr);
+    let has = |needle: &str| {
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with('[') && l.ends_with(needle))
+    };
+    assert!(
+        has("s] [pgmi] Rollback: ./__test__/test_a.sql"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        has("s] [pgmi] Rollback: ./__test__/test_b.sql"),
+        "{}",
+        run.stderr
+    );
     assert!(has("s] [pgmi] Teardown: ./__test__/"), "{}", run.stderr);
 }
 
 // Replaces checks 36 and 37: a real procedure works without BEGIN and inside DO.
 #[test]
 fn works_in_autocommit_and_inside_do_blocks() {
-    for call in ["CALL pgmi_test();", "DO $$ BEGIN CALL pgmi_test(); END $$;", "CALL pgmi_test(NULL, NULL);"] {
+    for call in [
+        "CALL pgmi_test();",
+        "DO $$ BEGIN CALL pgmi_test(); END $$;",
+        "CALL pgmi_test(NULL, NULL);",
+    ] {
         let db = TestDb::unnamed("contexts");
         let project = tests_project(&format!("{APPLY_MIGRATIONS}{call}\n"));
         let run = deploy(&project, &db.name, &[]);
         assert_eq!(run.code, 0, "{call}: {}", run.stderr);
-        assert!(run.stderr.contains("[pgmi] Test suite completed (4 steps)"), "{call}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("[pgmi] Test suite completed (4 steps)"),
+            "{call}: {}",
+            run.stderr
+        );
         assert_eq!(db.count("SELECT count(*) FROM items"), 0, "{call}");
     }
 }
@@ -237,13 +334,23 @@ fn only_three_callback_events_persist() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut c = db.client();
     let rows: Vec<String> = c
-        .query("SELECT event || ' ' || ordinal || ' ' || depth FROM events", &[])
+        .query(
+            "SELECT event || ' ' || ordinal || ' ' || depth FROM events",
+            &[],
+        )
         .expect("events")
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(rows, ["suite_start 0 0", "teardown_end 10 0", "suite_end 10 0"]);
-    assert_eq!(db.count("SELECT count(*) FROM log"), 0, "fixture effects are rolled back");
+    assert_eq!(
+        rows,
+        ["suite_start 0 0", "teardown_end 10 0", "suite_end 10 0"]
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM log"),
+        0,
+        "fixture effects are rolled back"
+    );
 }
 
 // Check 32 and the server-side replacements of checks 39–40.
@@ -256,7 +363,11 @@ fn bad_callbacks_and_patterns_fail_on_the_server() {
         ("CALL pgmi_test('zzz');", "P0002"),
     ] {
         let db = TestDb::unnamed("badcall");
-        let run = deploy(&tests_project(&format!("{APPLY_MIGRATIONS}{call}\n")), &db.name, &["--json"]);
+        let run = deploy(
+            &tests_project(&format!("{APPLY_MIGRATIONS}{call}\n")),
+            &db.name,
+            &["--json"],
+        );
         assert_eq!(run.code, 13, "{call}: {}", run.stderr);
         assert_eq!(run.json()["sqlstate"], sqlstate, "{call}");
     }
@@ -266,8 +377,10 @@ fn bad_callbacks_and_patterns_fail_on_the_server() {
 #[test]
 fn failing_test_rolls_back_the_head() {
     let db = TestDb::unnamed("failing");
-    let project = tests_project(&format!("BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"))
-        .file("__test__/sub/test_c.sql", "SELECT 1/0;");
+    let project = tests_project(&format!(
+        "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
+    ))
+    .file("__test__/sub/test_c.sql", "SELECT 1/0;");
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("junit.xml");
     let tap = dir.path().join("report.tap");
@@ -290,9 +403,18 @@ fn failing_test_rolls_back_the_head() {
     );
     assert_eq!(json["failedFile"], "./__test__/sub/test_c.sql");
     assert!(json.get("detail").is_none(), "{json}");
-    assert!(db.text("SELECT to_regclass('items')::text").is_none(), "the migration is rolled back");
-    assert_golden("suite_fail.junit.xml", &redact(&std::fs::read_to_string(&junit).expect("junit"), &db.name));
-    assert_golden("suite_fail.tap", &redact(&std::fs::read_to_string(&tap).expect("tap"), &db.name));
+    assert!(
+        db.text("SELECT to_regclass('items')::text").is_none(),
+        "the migration is rolled back"
+    );
+    assert_golden(
+        "suite_fail.junit.xml",
+        &redact(&std::fs::read_to_string(&junit).expect("junit"), &db.name),
+    );
+    assert_golden(
+        "suite_fail.tap",
+        &redact(&std::fs::read_to_string(&tap).expect("tap"), &db.name),
+    );
 }
 
 // Check 34: SQLSTATE and DETAIL survive, HINT does not.
@@ -322,7 +444,11 @@ fn failing_fixture_stops_the_suite() {
     let run = deploy(&project, &db.name, &[]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     assert!(run.stderr.contains("Fixture explosion"), "{}", run.stderr);
-    let after_fixture = run.stderr.split("[pgmi] Fixture:").nth(1).expect("fixture notice");
+    let after_fixture = run
+        .stderr
+        .split("[pgmi] Fixture:")
+        .nth(1)
+        .expect("fixture notice");
     assert!(!after_fixture.contains("[pgmi] Test:"), "{}", run.stderr);
 }
 
@@ -335,16 +461,31 @@ fn tests_cannot_leave_anything_behind() {
     let deploy_sql = "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2);\n\
                       CREATE SEQUENCE counter;\nCALL pgmi_test();\n";
     let project = Project::with_deploy(deploy_sql)
-        .file("__test__/test_ddl.sql", "CREATE TABLE made_in_test (id int); ALTER TABLE keep ADD COLUMN extra int;")
+        .file(
+            "__test__/test_ddl.sql",
+            "CREATE TABLE made_in_test (id int); ALTER TABLE keep ADD COLUMN extra int;",
+        )
         .file("__test__/test_truncate.sql", "TRUNCATE keep;")
         .file("__test__/test_drop.sql", "DROP TABLE keep;")
-        .file("__test__/test_sequence.sql", "CREATE SEQUENCE made_seq; SELECT nextval('counter');");
+        .file(
+            "__test__/test_sequence.sql",
+            "CREATE SEQUENCE made_seq; SELECT nextval('counter');",
+        );
     deploy_ok(&project, &db.name, &[]);
     assert_eq!(db.count("SELECT count(*) FROM keep"), 2);
-    assert!(db.text("SELECT to_regclass('made_in_test')::text").is_none());
+    assert!(db
+        .text("SELECT to_regclass('made_in_test')::text")
+        .is_none());
     assert!(db.text("SELECT to_regclass('made_seq')::text").is_none());
-    assert_eq!(db.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'keep'"), 1);
-    assert_eq!(db.count("SELECT last_value FROM counter"), 1, "nextval is never rolled back");
+    assert_eq!(
+        db.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'keep'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT last_value FROM counter"),
+        1,
+        "nextval is never rolled back"
+    );
 }
 
 // Fixtures nest three levels deep: each level sees every ancestor's fixture, siblings never
@@ -361,15 +502,26 @@ fn nested_fixtures_three_levels_deep() {
     };
     let project = Project::with_deploy("CREATE TABLE seen (what text);\nCALL pgmi_test();\n")
         .file("__test__/_setup.sql", "INSERT INTO seen VALUES ('a');")
-        .file("__test__/test_1.sql", format!("{} INSERT INTO seen VALUES ('t1');", check(&["a"])))
+        .file(
+            "__test__/test_1.sql",
+            format!("{} INSERT INTO seen VALUES ('t1');", check(&["a"])),
+        )
         .file("__test__/b/_setup.sql", "INSERT INTO seen VALUES ('b');")
-        .file("__test__/b/test_2.sql", format!("{} INSERT INTO seen VALUES ('t2');", check(&["a", "b"])))
+        .file(
+            "__test__/b/test_2.sql",
+            format!("{} INSERT INTO seen VALUES ('t2');", check(&["a", "b"])),
+        )
         .file("__test__/b/c/_setup.sql", "INSERT INTO seen VALUES ('c');")
         .file("__test__/b/c/test_3.sql", check(&["a", "b", "c"]))
         .file("__test__/b/c/test_4.sql", check(&["a", "b", "c"]))
         .file("__test__/z/test_5.sql", check(&["a"]));
     let run = deploy_ok(&project, &db.name, &[]);
-    assert_eq!(run.stderr.matches("[pgmi] Test:").count(), 5, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("[pgmi] Test:").count(),
+        5,
+        "{}",
+        run.stderr
+    );
     assert_eq!(db.count("SELECT count(*) FROM seen"), 0);
 }
 
@@ -378,15 +530,31 @@ fn nested_fixtures_three_levels_deep() {
 fn persist_test_plan() {
     let db = TestDb::new("persist");
     let mut c = session(&db, &reference_tree(Project::with_deploy("SELECT 1;")));
-    c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', NULL)").expect("persist");
+    c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', NULL)")
+        .expect("persist");
     assert_eq!(db.count("SELECT count(*) FROM public.pgmi_test_plan"), 10);
     let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     drop(c);
     let sink = notices.clone();
     let mut c = postgres::Config::new()
         .host(&std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()))
-        .port(std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432))
-        .user(&String::from_utf8_lossy(&std::process::Command::new("id").arg("-un").output().expect("id").stdout).trim().to_string())
+        .port(
+            std::env::var("PGPORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(5432),
+        )
+        .user(
+            &String::from_utf8_lossy(
+                &std::process::Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .expect("id")
+                    .stdout,
+            )
+            .trim()
+            .to_string(),
+        )
         .dbname(&db.name)
         .notice_callback(move |n| sink.lock().expect("lock").push(n.message().to_string()))
         .connect(postgres::NoTls)
@@ -394,10 +562,16 @@ fn persist_test_plan() {
     let project = reference_tree(Project::with_deploy("SELECT 1;"));
     let files = pgmi_core::project::walk(project.path(), &Default::default()).expect("walk");
     let bundle = pgmi_core::bundle::write(&files, &[]).expect("bundle");
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle]).expect("load");
-    c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', 'oauth')").expect("persist again");
+    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
+        .expect("load");
+    c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', 'oauth')")
+        .expect("persist again");
     assert!(
-        notices.lock().expect("lock").iter().any(|n| n == "relation \"pgmi_test_plan\" already exists, skipping"),
+        notices
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|n| n == "relation \"pgmi_test_plan\" already exists, skipping"),
         "{:?}",
         notices.lock().expect("lock")
     );
