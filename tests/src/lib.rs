@@ -31,13 +31,15 @@ fn user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Connection settings for `database` as the test superuser.
+pub fn config(database: &str) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config.host(&host()).port(port()).user(&user()).dbname(database);
+    config
+}
+
 fn try_connect(database: &str) -> Result<Client, postgres::Error> {
-    postgres::Config::new()
-        .host(&host())
-        .port(port())
-        .user(&user())
-        .dbname(database)
-        .connect(postgres::NoTls)
+    config(database).connect(postgres::NoTls)
 }
 
 /// A connection to `database` as the test superuser.

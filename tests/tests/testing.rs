@@ -536,26 +536,7 @@ fn persist_test_plan() {
     let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     drop(c);
     let sink = notices.clone();
-    let mut c = postgres::Config::new()
-        .host(&std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()))
-        .port(
-            std::env::var("PGPORT")
-                .ok()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(5432),
-        )
-        .user(
-            &String::from_utf8_lossy(
-                &std::process::Command::new("id")
-                    .arg("-un")
-                    .output()
-                    .expect("id")
-                    .stdout,
-            )
-            .trim()
-            .to_string(),
-        )
-        .dbname(&db.name)
+    let mut c = pgmi_tests::config(&db.name)
         .notice_callback(move |n| sink.lock().expect("lock").push(n.message().to_string()))
         .connect(postgres::NoTls)
         .expect("connect");
