@@ -21,7 +21,8 @@
 //! no per-byte allocation); a pending-space flag implements the collapse and the trim.
 //! Invalid UTF-8 is tolerated: undecodable bytes are never white space and are copied.
 //!
-//! Cost, measured with `tests/sqltext_perf.rs` (release build, 2-core AMD EPYC VM): for 10,000
+//! Cost, measured once in a release build (2-core VM; `scripts/bench.sh load` measures the
+//! whole load): for 10,000
 //! files of ~2 KB (21 MB), `normalize` alone takes ~30 ms and both checksums of every file
 //! ~50 ms in total, so hashing is never the bottleneck of a load.
 
