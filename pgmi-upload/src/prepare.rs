@@ -158,13 +158,13 @@ pub fn server_max_file_kb(max_file_bytes: u64) -> u32 {
 /// parameters into one bundle.
 pub fn pack(root: &Path, limits: &Limits, params: &[(String, String)]) -> Result<Packed, Failure> {
     let files: Vec<RawFile> = project::walk(root, limits).map_err(scan_failure)?;
-    // `build` consumes its input and the bundle needs the raw bytes, so validation runs on
-    // a copy that is dropped right away; peak memory is about twice the project.
-    let checked = project::build(files.clone()).map_err(scan_failure)?;
-    let count = checked.files_loaded;
-    drop(checked);
-    let bundle = pgmi_core::bundle::write(&files, params)
-        .map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
+    // The bundle is written from the raw files first, because `build` consumes them (it
+    // turns each file's bytes into its text without copying). A validation error still
+    // wins over a packing error: it names the problem more precisely.
+    let bundle = pgmi_core::bundle::write(&files, params);
+    let count = project::build(files).map_err(scan_failure)?.files_loaded;
+    let bundle =
+        bundle.map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
     if bundle.len() as u64 > limits.max_bundle_bytes {
         return Err(Failure::config(format!(
             "the packed project is {} bytes, over the {}-byte bundle limit",

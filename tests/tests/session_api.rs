@@ -359,13 +359,19 @@ fn meta(id: &str, keys: &[&str]) -> String {
     format!("/* <pgmi-meta id=\"{id}\" idempotent=\"true\">{keys}</pgmi-meta> */\nSELECT 1;\n")
 }
 
-// Check 45 (on a non-C collation database) and check 46.
+// Check 45 (on a linguistic collation) and check 46.
 #[test]
 fn plan_view_orders_by_bytes_and_expands_sort_keys() {
-    let db = TestDb::new("plan");
-    db.client()
-        .batch_execute(&format!("ALTER DATABASE {} SET lc_messages = 'C'", db.name))
-        .expect("alter");
+    // An ICU en-US database: its collation puts '-' and '_' and '.' in a different order
+    // than bytes do, which is what the plan must not follow.
+    let db = TestDb::unnamed("plan");
+    pgmi_tests::connect("postgres")
+        .batch_execute(&format!(
+            "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
+            db.name
+        ))
+        .expect("create ICU database");
+    db.client().batch_execute("CREATE EXTENSION pgmi").expect("extension");
     let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
     let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
     let multi = meta(

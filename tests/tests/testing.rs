@@ -297,7 +297,8 @@ fn verbose_shows_rollback_and_teardown_lines() {
     assert!(has("s] [pgmi] Teardown: ./__test__/"), "{}", run.stderr);
 }
 
-// Replaces checks 36 and 37: a real procedure works without BEGIN and inside DO.
+// Replaces checks 36 and 37: a real procedure works without BEGIN, inside DO, and inside
+// functions and procedures.
 #[test]
 fn works_in_autocommit_and_inside_do_blocks() {
     for call in [
