@@ -452,7 +452,7 @@ fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
             &[
                 ("migrations/001.sql", b"SELECT 1;"),
                 (
-                    "migrations/caf\u{e9}.sql".as_ref(),
+                    "migrations/caf\u{e9}.sql",
                     "SELECT 'é';".as_bytes(),
                 ),
             ],
@@ -606,7 +606,7 @@ fn rows_satisfy_every_constraint_added_not_valid() {
             ("trail.", b"x"),
             ("notes.txt~", b"x"),
             ("a/b/c/d.tar.gz", b"x"),
-            ("\u{e9}/\u{fc}.sql".as_ref(), b"SELECT 1;"),
+            ("\u{e9}/\u{fc}.sql", b"SELECT 1;"),
             ("x.SQL", meta.as_bytes()),
             ("spaced name/with space.sql", b"SELECT 2;"),
             ("__test__/t.sql", b"SELECT 3;"),

@@ -16,7 +16,7 @@ const ROUNDS: usize = 5;
 /// `<pgmi-meta>` block in every fourth file.
 fn migration(i: usize) -> String {
     let mut s = String::with_capacity(2200);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         s.push_str(&format!(
             "/*\n<pgmi-meta id=\"{:08x}-0000-4000-8000-{:012x}\" idempotent=\"false\">\n  <description>Migration {i}</description>\n  <sortKeys><key>{:06}</key></sortKeys>\n</pgmi-meta>\n*/\n",
             i, i, i
