@@ -16,6 +16,7 @@
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 
 use flate2::{read::GzDecoder, Compression, GzBuilder};
 use tar::{EntryType, Header};
@@ -106,6 +107,28 @@ pub fn write(files: &[RawFile], parameters: &[(String, String)]) -> Result<Vec<u
 /// `./` on entry names, PAX global headers and excluded paths are skipped, as a hand-made
 /// `tar czf` produces them.
 pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    let mut files = Vec::new();
+    let parameters = read_each(bytes, limits, |file| {
+        files.push(file);
+        ControlFlow::Continue(())
+    })?;
+    files.sort_unstable_by(|a: &RawFile, b: &RawFile| a.path.cmp(&b.path));
+    Ok(Bundle { files, parameters })
+}
+
+/// [`read`], handing each file to `each` as soon as it is unpacked, in archive order (which
+/// for a bundle made by [`write`] is byte order of path), so the caller can start on the
+/// first files while the rest is still being decompressed. Returns the parameters.
+///
+/// Every check of [`read`] still applies; a failure found after some files were handed
+/// over is returned all the same, so the caller must treat what it got as void then.
+/// `each` can stop the read early with `ControlFlow::Break` (the result is then `Ok` with
+/// whatever parameters were seen so far, and nothing after that point was checked).
+pub fn read_each(
+    bytes: &[u8],
+    limits: &Limits,
+    mut each: impl FnMut(RawFile) -> ControlFlow<()>,
+) -> Result<Vec<(String, String)>, BundleError> {
     if bytes.len() < 2 || bytes[..2] != [0x1f, 0x8b] {
         return Err(BundleError::NotGzip);
     }
@@ -127,7 +150,8 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
     let fail = |e: io::Error| classify(e, &failure, limits);
 
     let mut archive = tar::Archive::new(counted);
-    let mut bundle = Bundle::default();
+    let mut parameters = Vec::new();
+    let mut files = 0usize;
     let mut seen: HashSet<String> = HashSet::new();
     let mut have_parameters = false;
     {
@@ -158,31 +182,34 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
                 }
                 have_parameters = true;
                 let data = read_entry(&mut entry, &rel, limits, &total, &fail)?;
-                bundle.parameters = parse_parameters(&data)?;
+                parameters = parse_parameters(&data)?;
                 continue;
             }
             if seen.contains(&rel) {
                 return Err(BundleError::DuplicatePath { path: shown(&rel) });
             }
-            if bundle.files.len() >= limits.max_files {
+            if files >= limits.max_files {
                 return Err(BundleError::TooManyFiles {
                     limit: limits.max_files,
                 });
             }
             let data = read_entry(&mut entry, &rel, limits, &total, &fail)?;
             seen.insert(rel.clone());
-            bundle.files.push(RawFile {
+            files += 1;
+            if each(RawFile {
                 path: rel,
                 bytes: data,
-            });
+            })
+            .is_break()
+            {
+                return Ok(parameters);
+            }
         }
     }
     // Decompress whatever follows the end-of-archive marker: it verifies the gzip CRC and
     // makes a bomb hidden after the archive hit the unpacked limit instead of passing.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(fail)?;
-
-    bundle.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(bundle)
+    Ok(parameters)
 }
 
 /// Why decompression stopped, recorded by [`Counted`] because the tar layer re-wraps errors.

@@ -100,38 +100,99 @@ pub struct Project {
 }
 
 /// Validates and routes `files` (any order; excluded paths are ignored) into a [`Project`].
-pub fn build(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
-    files.retain(|f| !path::is_excluded(&f.path));
+///
+/// The three phases are public so that the server can pipeline them (insert the first
+/// sources while later ones are still being hashed); `build` is their plain composition.
+pub fn build(files: Vec<RawFile>) -> Result<Project, ProjectError> {
+    let mut project = route(files)?;
+    finish_sources(&mut project.sources)?;
+    finalize(&project)?;
+    Ok(project)
+}
+
+/// Phase 1, cheap and sequential: per-file checks (§2.2 steps 2–7) and routing. Sources
+/// come back without checksums or metadata (see [`finish`]); test directories are complete.
+///
+/// When a file fails here, the sources before it still get their metadata checked (in
+/// parallel), so the error returned is the first in path order, as in a walk.
+pub fn route(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let mut router = Router::default();
+    for file in files {
+        if let Err(e) = router.push(file) {
+            let mut project = router.finish();
+            finish_sources(&mut project.sources)?;
+            return Err(e);
+        }
+    }
+    Ok(router.finish())
+}
 
-    let mut project = Project {
-        files_loaded: files.len(),
-        ..Project::default()
-    };
-    let mut test_dirs: HashSet<String> = HashSet::new();
-    let mut previous: Option<String> = None;
+/// [`route`] one file at a time, for files that arrive in order (a bundle being unpacked).
+/// After an error the router must not be fed again.
+#[derive(Default)]
+pub struct Router {
+    project: Project,
+    test_dirs: HashSet<String>,
+    previous: Option<String>,
+}
 
-    // The first file that fails a cheap check; files before it still get their metadata
-    // checked first, so the error reported is the first in path order, as in a walk.
-    let mut first_error: Option<ProjectError> = None;
-    for RawFile { path: rel, bytes } in files {
-        if let Err(e) = route(
-            &mut project,
-            &mut test_dirs,
-            previous.as_deref(),
+impl Router {
+    /// Whether `path` may come next: paths must arrive in strictly ascending byte order.
+    pub fn in_order(&self, path: &str) -> bool {
+        self.previous.as_deref().is_none_or(|p| p < path)
+    }
+
+    /// Checks and routes one file (excluded paths are ignored). Files must come in byte
+    /// order of path ([`Router::in_order`]); a repeated path is an error.
+    pub fn push(&mut self, file: RawFile) -> Result<(), ProjectError> {
+        let RawFile { path: rel, bytes } = file;
+        if path::is_excluded(&rel) {
+            return Ok(());
+        }
+        self.project.files_loaded += 1;
+        route_one(
+            &mut self.project,
+            &mut self.test_dirs,
+            self.previous.as_deref(),
             &rel,
             bytes,
-        ) {
-            first_error = Some(e);
-            break;
-        }
-        previous = Some(rel);
-    }
-    finish_sources(&mut project.sources)?;
-    if let Some(e) = first_error {
-        return Err(e);
+        )?;
+        self.previous = Some(rel);
+        Ok(())
     }
 
+    /// The sources routed since the last call, to be finished elsewhere (see [`finish`]).
+    pub fn take_sources(&mut self) -> Vec<SourceFile> {
+        std::mem::take(&mut self.project.sources)
+    }
+
+    /// Number of sources not yet taken.
+    pub fn pending_sources(&self) -> usize {
+        self.project.sources.len()
+    }
+
+    /// The routed project (sources not taken, unfinished), test directories complete.
+    pub fn finish(mut self) -> Project {
+        self.project.test_directories = test_directory_rows(self.test_dirs);
+        self.project
+    }
+}
+
+/// Phase 2, the expensive part: both checksums and `<pgmi-meta>` of each source in
+/// `sources`. Independent runs of sources may be finished on different threads. The error
+/// is the run's first in path order.
+pub fn finish(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
+    match finish_chunk(0, sources) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Phase 3, over the finished project: duplicate `<pgmi-meta>` ids (§4.4), then the
+/// `_pgmi_source` CHECK constraints (which the reference meets only at insert time, after
+/// all scan errors — so they are reported last here too).
+pub fn finalize(project: &Project) -> Result<(), ProjectError> {
     meta::check_unique_ids(
         project
             .sources
@@ -143,13 +204,10 @@ pub fn build(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
     for source in &project.sources {
         path::check_source_row(&source.path).map_err(ProjectError::Constraint)?;
     }
-
-    project.test_directories = test_directory_rows(test_dirs);
-    Ok(project)
+    Ok(())
 }
 
-/// Cheap checks of one file (§2.2 steps 2, 4–6) and routing into the project (§2.4).
-fn route(
+fn route_one(
     project: &mut Project,
     test_dirs: &mut HashSet<String>,
     previous: Option<&str>,

@@ -17,6 +17,7 @@ mod arrays;
 mod errors;
 mod guc;
 mod load;
+mod pipeline;
 mod session;
 mod signals;
 mod subxact;

@@ -1,8 +1,13 @@
 //! `pgmi_load(bundle bytea)`: the one call that turns an uploaded project into a session.
 
-use pgmi_core::{bundle, params, project};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use pgmi_core::project::{self, ProjectError, SourceFile};
 use pgrx::prelude::*;
 
+use crate::pipeline::{self, Invalid, Message};
 use crate::{errors, guc, session, signals};
 
 /// Unpacks and validates `bundle` (a tar.gz made by `pgmi-upload` or by hand), then
@@ -28,31 +33,94 @@ fn pgmi_load(
 > {
     let limits = guc::limits();
     let started = std::time::Instant::now();
-    // Unpacking and validating is pure Rust; it runs on a helper thread while this thread
-    // (the only one that may call into PostgreSQL) replaces the session objects, which
-    // takes 10-15 ms of catalog work. Errors are raised here, after the join.
-    let (outcome, objects_ready) = std::thread::scope(|scope| {
-        let worker = signals::blocked(|| scope.spawn(|| unpack_and_validate(bundle, &limits)));
+    let mut timings = Timings::default();
+    let (project, parameters, summary) = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        // Everything that needs no database runs on helper threads (`pipeline`, started
+        // with signals blocked, see `signals`); this thread, the only one that may call into
+        // PostgreSQL, meanwhile replaces the session objects (10-15 ms of catalog work) and
+        // then inserts each run of sources as soon as it is finished, while later files are
+        // still being unpacked and hashed. Errors are raised here, in precedence order.
+        signals::blocked(|| scope.spawn(move || pipeline::produce(bundle, &limits, &tx)));
         session::create_objects();
-        let objects_ready = started.elapsed();
-        (worker.join(), objects_ready)
+        timings.objects = started.elapsed();
+        let filler = session::Filler::new();
+
+        let mut generation = 0;
+        let mut inserted: Vec<Vec<SourceFile>> = Vec::new();
+        let mut pending: BTreeMap<usize, Result<Vec<SourceFile>, ProjectError>> = BTreeMap::new();
+        let mut last: Option<Message> = None;
+        for message in rx {
+            match message {
+                Message::Invalid(Invalid::Bundle(e)) => errors::bundle(&e),
+                Message::Invalid(Invalid::Params(e)) => errors::params(&e),
+                Message::Restart => {
+                    debug1!(
+                        "pgmi_load: the archive is not in path order (a hand-made tar?); reading it again, sorted (bundles from pgmi-upload are always in order)"
+                    );
+                    generation += 1;
+                    if !inserted.is_empty() {
+                        filler.clear_sources();
+                    }
+                    inserted.clear();
+                    pending.clear();
+                }
+                Message::Finished {
+                    generation: g,
+                    index,
+                    run,
+                } => {
+                    if g == generation {
+                        pending.insert(index, run);
+                    }
+                }
+                end @ (Message::Routed { .. } | Message::RouteFailed { .. }) => {
+                    timings.routed = started.elapsed();
+                    last = Some(end);
+                }
+            }
+            // Runs arrive out of order from several threads; insert them in order. A run's
+            // error waits for the end of the bundle: a bundle error there comes first.
+            while let Some(run) = pending.remove(&inserted.len()) {
+                match run {
+                    Ok(run) => {
+                        filler.sources(&run);
+                        inserted.push(run);
+                    }
+                    Err(e) if last.is_some() => errors::project(&e),
+                    Err(e) => {
+                        pending.insert(inserted.len(), Err(e));
+                        break;
+                    }
+                }
+            }
+        }
+        let (mut project, parameters) = match last {
+            Some(Message::Routed {
+                project,
+                parameters,
+                runs,
+            }) if runs == inserted.len() => (project, parameters),
+            Some(Message::RouteFailed { error, runs }) if runs == inserted.len() => {
+                errors::project(&error)
+            }
+            _ => errors::internal("the unpacking threads stopped before the end of the bundle"),
+        };
+        project.sources = inserted.into_iter().flatten().collect();
+        project::finalize(&project).unwrap_or_else(|e| errors::project(&e));
+        timings.validated = started.elapsed();
+        let summary = filler.finish(&project, &parameters);
+        (project, parameters, summary)
     });
-    let (project, parameters) = match outcome {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(Invalid::Bundle(e))) => errors::bundle(&e),
-        Ok(Err(Invalid::Params(e))) => errors::params(&e),
-        Ok(Err(Invalid::Project(e))) => errors::project(&e),
-        Err(_) => errors::internal("the unpacking thread panicked"),
-    };
-    let validated = started.elapsed();
-    let summary = session::fill(&project, &parameters);
+    drop((project, parameters));
     debug1!(
-        "pgmi_load: {} files, {} bytes: session objects after {:.1} ms, unpacked and validated after {:.1} ms, filled in {:.1} ms",
+        "pgmi_load: {} files, {} bytes: session objects after {:.1} ms, routed after {:.1} ms, all sources inserted after {:.1} ms, done in {:.1} ms",
         summary.files,
         summary.bytes,
-        objects_ready.as_secs_f64() * 1e3,
-        validated.as_secs_f64() * 1e3,
-        (started.elapsed() - validated).as_secs_f64() * 1e3
+        ms(timings.objects),
+        ms(timings.routed),
+        ms(timings.validated),
+        ms(started.elapsed())
     );
     crate::testrun::reset();
     TableIterator::once((
@@ -64,21 +132,15 @@ fn pgmi_load(
     ))
 }
 
-enum Invalid {
-    Bundle(pgmi_core::bundle::BundleError),
-    Params(pgmi_core::params::ParamError),
-    Project(pgmi_core::project::ProjectError),
+#[derive(Default)]
+struct Timings {
+    objects: Duration,
+    routed: Duration,
+    validated: Duration,
 }
 
-/// Everything `pgmi_load` does that needs no database: safe to run off the backend thread.
-fn unpack_and_validate(
-    bytes: &[u8],
-    limits: &pgmi_core::limits::Limits,
-) -> Result<(project::Project, Vec<(String, String)>), Invalid> {
-    let bundle = bundle::read(bytes, limits).map_err(Invalid::Bundle)?;
-    let parameters = params::finalize(bundle.parameters).map_err(Invalid::Params)?;
-    let project = project::build(bundle.files).map_err(Invalid::Project)?;
-    Ok((project, parameters))
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn count(n: usize) -> i32 {

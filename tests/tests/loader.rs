@@ -305,3 +305,113 @@ fn deploy_installs_the_extension_when_missing() {
         1
     );
 }
+
+/// `n` small SQL files in path order, every tenth with metadata, plus one test.
+fn many_files(n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let body = if i % 10 == 0 {
+                format!("/* <pgmi-meta id=\"00000000-0000-4000-8000-{i:012}\" idempotent=\"true\"><sortKeys><key>{i:04}</key></sortKeys></pgmi-meta> */\nSELECT {i};\n")
+            } else {
+                format!("-- file {i}\nSELECT   {i} ;\n")
+            };
+            (format!("m/{i:05}.sql"), body.into_bytes())
+        })
+        .collect();
+    files.push((
+        "m/__test__/t.sql".into(),
+        b"SELECT 1 WHERE true;".to_vec(),
+    ));
+    files
+}
+
+fn session_rows(c: &mut Client) -> Vec<(String, String, String)> {
+    c.query(
+        "SELECT path, checksum, pgmi_checksum FROM pgmi_source_view ORDER BY path",
+        &[],
+    )
+    .expect("sources")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+// The loader routes files as they come out of the archive and inserts the first ones
+// while later ones are still unpacked; that needs path order, which pgmi-upload's bundles
+// have and a hand-made tar usually lacks. An out-of-order entry after more than one run
+// of files makes the loader start over; the result is the same session.
+#[test]
+fn an_unsorted_bundle_loads_like_a_sorted_one() {
+    let db = TestDb::new("unsorted");
+    let mut c = db.client();
+    let mut files = many_files(1500);
+    files.push(("a_first.sql".into(), b"SELECT 'first';".to_vec()));
+    let entries: Vec<(&[u8], tar::EntryType, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_bytes(), tar::EntryType::Regular, b.as_slice()))
+        .collect();
+    let summary = c
+        .query_one("SELECT files, sql_files, test_files FROM pgmi_load($1)", &[&raw_bundle(&entries)])
+        .expect("unsorted bundle loads");
+    assert_eq!(
+        (summary.get::<_, i32>(0), summary.get::<_, i32>(1), summary.get::<_, i32>(2)),
+        (1502, 1501, 1)
+    );
+    let unsorted = session_rows(&mut c);
+    let metadata = c
+        .query_one("SELECT count(*) FROM pgmi_source_metadata_view", &[])
+        .expect("metadata")
+        .get::<_, i64>(0);
+
+    let raw: Vec<RawFile> = files
+        .iter()
+        .map(|(p, b)| RawFile {
+            path: p.clone(),
+            bytes: b.clone(),
+        })
+        .collect();
+    c.query("SELECT * FROM pgmi_load($1)", &[&bundle::write(&raw, &[]).expect("bundle")])
+        .expect("sorted bundle loads");
+    let sorted = session_rows(&mut c);
+    assert_eq!(unsorted.len(), 1501);
+    assert_eq!(unsorted, sorted);
+    assert_eq!(metadata, 150);
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM pgmi_source_metadata_view", &[])
+            .expect("metadata")
+            .get::<_, i64>(0),
+        150
+    );
+}
+
+// Files are checked while the archive is still being read, yet the errors keep their
+// order: a broken archive beats a bad file before the break, and a file's metadata error
+// beats a bad file after it.
+#[test]
+fn load_errors_keep_their_precedence_while_streaming() {
+    let db = TestDb::new("precedence");
+    let mut c = db.client();
+    let bad_meta: &[u8] = b"/* <pgmi-meta id=\"zzz\" idempotent=\"true\"></pgmi-meta> */";
+    let files = many_files(1200);
+    let mut entries: Vec<(&[u8], tar::EntryType, &[u8])> =
+        vec![(b"a.sql", tar::EntryType::Regular, bad_meta)];
+    entries.extend(
+        files
+            .iter()
+            .map(|(p, b)| (p.as_bytes(), tar::EntryType::Regular, b.as_slice())),
+    );
+
+    let mut broken = raw_bundle(&entries);
+    broken.truncate(broken.len() - 200);
+    let (code, msg) = rejected(&db, &mut c, &broken);
+    assert_eq!(code, "22P03", "the broken archive comes first: {msg}");
+
+    entries.push((b"z.bin", tar::EntryType::Regular, b"nul\x00byte"));
+    let (code, msg) = rejected(&db, &mut c, &raw_bundle(&entries));
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("./a.sql"), "the earlier file's error comes first: {msg}");
+
+    let (code, msg) = rejected(&db, &mut c, &raw_bundle(&entries[1..]));
+    assert_eq!(code, "22021", "{msg}");
+    assert!(msg.contains("./z.bin"), "{msg}");
+}

@@ -5,6 +5,7 @@
 //! Run through `scripts/bench-load.sh` (release build of the extension). Prints a table.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgmi_core::project::RawFile;
@@ -108,6 +109,44 @@ fn baseline(c: &mut Client, files: &[RawFile]) -> Duration {
     start.elapsed()
 }
 
+/// The load's own phase timings, from the DEBUG1 line `pgmi_load` emits.
+type Phases = Arc<Mutex<Vec<String>>>;
+
+fn load_client(db: &TestDb, phases: &Phases) -> Client {
+    let sink = Arc::clone(phases);
+    let mut c = pgmi_tests::config(&db.name)
+        .notice_callback(move |n| {
+            if n.message().starts_with("pgmi_load:") {
+                sink.lock().unwrap().push(n.message().to_string());
+            }
+        })
+        .connect(postgres::NoTls)
+        .expect("connect");
+    c.batch_execute("SET client_min_messages = debug1")
+        .expect("client_min_messages");
+    c
+}
+
+/// Median of each "after N ms" / "in N ms" figure across the captured DEBUG1 lines.
+fn phase_medians(lines: &[String]) -> Vec<f64> {
+    let figures: Vec<Vec<f64>> = lines
+        .iter()
+        .map(|l| {
+            l.split(" ms")
+                .filter_map(|part| part.rsplit(' ').next()?.parse::<f64>().ok())
+                .collect()
+        })
+        .collect();
+    let n = figures.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let mut v: Vec<f64> = figures.iter().map(|f| f[i]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
 fn load(c: &mut Client, bundle: &[u8]) -> Duration {
     let start = Instant::now();
     let data = copy_bundle(bundle);
@@ -179,6 +218,7 @@ fn main() {
             packs.push(start.elapsed());
         }
 
+        let phases: Phases = Arc::default();
         let mut copies = Vec::new();
         let mut loads = Vec::new();
         let (mut copy_peak, mut load_peak) = (0f64, 0f64);
@@ -190,7 +230,7 @@ fn main() {
                 .expect("temp_buffers");
             copies.push(baseline(&mut c, &raw));
             copy_peak = copy_peak.max(backend_peak_mib(&mut c));
-            let mut c = db.client();
+            let mut c = load_client(&db, &phases);
             c.batch_execute("SET temp_buffers = '128MB'")
                 .expect("temp_buffers");
             loads.push(load(&mut c, &bundle));
@@ -209,6 +249,14 @@ fn main() {
             copy_peak,
             bundle.len() / 1024
         );
+        let medians = phase_medians(&phases.lock().unwrap());
+        if let [objects, routed, inserted, done] = medians[..] {
+            println!(
+                "{:>6} inside pgmi_load (medians, ms since its start): session objects ready {objects:.1}, \
+                 unpacked+routed {routed:.1}, sources hashed+inserted {inserted:.1}, done {done:.1}",
+                ""
+            );
+        }
     }
     println!("ratio = load / COPY, where load = upload + unpack + checksums + metadata + inserts + ANALYZE");
     println!("(pack = the client's offline validation and bundling, not part of the ratio)");
