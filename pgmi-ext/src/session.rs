@@ -1,7 +1,8 @@
 //! Creates the session objects (`sql/session.sql`) and bulk-inserts a validated project.
 //!
-//! One INSERT per table and batch, fed by arrays through `unnest`, never one statement per
-//! file: with 10,000 files a per-row INSERT costs ~10,000 executor start-ups.
+//! One INSERT per table (per run of ~1 MB for the sources, see `pipeline`), fed by arrays
+//! through `unnest` in the select list, never one statement per file: with 10,000 files a
+//! per-row INSERT costs ~10,000 executor start-ups.
 //!
 //! Text is already validated UTF-8 (pgmi-core). In a UTF8 database it goes in as `text[]`
 //! unchanged; in any other database encoding it travels as `bytea[]` and
@@ -271,9 +272,7 @@ fn insert_sources(
     sources: &[SourceFile],
 ) -> SpiResult<()> {
     for batch in batches(sources, |s| s.content.len()) {
-        let str_col = |f: fn(&SourceFile) -> &str| {
-            text.values(batch.iter().map(f).collect())
-        };
+        let str_col = |f: fn(&SourceFile) -> &str| text.values(batch.iter().map(f).collect());
         client.update(
             sql,
             None,

@@ -163,8 +163,7 @@ pub fn pack(root: &Path, limits: &Limits, params: &[(String, String)]) -> Result
     // wins over a packing error: it names the problem more precisely.
     let bundle = pgmi_core::bundle::write(&files, params);
     let count = project::build(files).map_err(scan_failure)?.files_loaded;
-    let bundle =
-        bundle.map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
+    let bundle = bundle.map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
     if bundle.len() as u64 > limits.max_bundle_bytes {
         return Err(Failure::config(format!(
             "the packed project is {} bytes, over the {}-byte bundle limit",

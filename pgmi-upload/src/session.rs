@@ -179,7 +179,9 @@ fn load_in_transaction(
     // spilled to disk beyond that. 128 MB keeps a 10,000-file project (27 MB of rows) in
     // memory; buffers are only allocated as they are used. The setting must come before the
     // session's first temporary table, which is why it is here, on a fresh connection.
-    client.batch_execute("SET temp_buffers = '128MB'").map_err(prep)?;
+    client
+        .batch_execute("SET temp_buffers = '128MB'")
+        .map_err(prep)?;
     client.batch_execute("BEGIN").map_err(prep)?;
     if let Some(kb) = max_file_kb {
         // PGMI_MAX_FILE_SIZE moves the server's per-file limit with the client's, for this

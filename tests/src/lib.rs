@@ -34,7 +34,11 @@ fn user() -> String {
 /// Connection settings for `database` as the test superuser.
 pub fn config(database: &str) -> postgres::Config {
     let mut config = postgres::Config::new();
-    config.host(&host()).port(port()).user(&user()).dbname(database);
+    config
+        .host(&host())
+        .port(port())
+        .user(&user())
+        .dbname(database);
     config
 }
 

@@ -318,10 +318,7 @@ fn many_files(n: usize) -> Vec<(String, Vec<u8>)> {
             (format!("m/{i:05}.sql"), body.into_bytes())
         })
         .collect();
-    files.push((
-        "m/__test__/t.sql".into(),
-        b"SELECT 1 WHERE true;".to_vec(),
-    ));
+    files.push(("m/__test__/t.sql".into(), b"SELECT 1 WHERE true;".to_vec()));
     files
 }
 
@@ -351,10 +348,17 @@ fn an_unsorted_bundle_loads_like_a_sorted_one() {
         .map(|(p, b)| (p.as_bytes(), tar::EntryType::Regular, b.as_slice()))
         .collect();
     let summary = c
-        .query_one("SELECT files, sql_files, test_files FROM pgmi_load($1)", &[&raw_bundle(&entries)])
+        .query_one(
+            "SELECT files, sql_files, test_files FROM pgmi_load($1)",
+            &[&raw_bundle(&entries)],
+        )
         .expect("unsorted bundle loads");
     assert_eq!(
-        (summary.get::<_, i32>(0), summary.get::<_, i32>(1), summary.get::<_, i32>(2)),
+        (
+            summary.get::<_, i32>(0),
+            summary.get::<_, i32>(1),
+            summary.get::<_, i32>(2)
+        ),
         (1502, 1501, 1)
     );
     let unsorted = session_rows(&mut c);
@@ -370,8 +374,11 @@ fn an_unsorted_bundle_loads_like_a_sorted_one() {
             bytes: b.clone(),
         })
         .collect();
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle::write(&raw, &[]).expect("bundle")])
-        .expect("sorted bundle loads");
+    c.query(
+        "SELECT * FROM pgmi_load($1)",
+        &[&bundle::write(&raw, &[]).expect("bundle")],
+    )
+    .expect("sorted bundle loads");
     let sorted = session_rows(&mut c);
     assert_eq!(unsorted.len(), 1501);
     assert_eq!(unsorted, sorted);
@@ -409,7 +416,10 @@ fn load_errors_keep_their_precedence_while_streaming() {
     entries.push((b"z.bin", tar::EntryType::Regular, b"nul\x00byte"));
     let (code, msg) = rejected(&db, &mut c, &raw_bundle(&entries));
     assert_eq!(code, "22023", "{msg}");
-    assert!(msg.contains("./a.sql"), "the earlier file's error comes first: {msg}");
+    assert!(
+        msg.contains("./a.sql"),
+        "the earlier file's error comes first: {msg}"
+    );
 
     let (code, msg) = rejected(&db, &mut c, &raw_bundle(&entries[1..]));
     assert_eq!(code, "22021", "{msg}");

@@ -371,7 +371,9 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys() {
             db.name
         ))
         .expect("create ICU database");
-    db.client().batch_execute("CREATE EXTENSION pgmi").expect("extension");
+    db.client()
+        .batch_execute("CREATE EXTENSION pgmi")
+        .expect("extension");
     let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
     let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
     let multi = meta(
@@ -451,10 +453,7 @@ fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
             &mut c,
             &[
                 ("migrations/001.sql", b"SELECT 1;"),
-                (
-                    "migrations/caf\u{e9}.sql",
-                    "SELECT 'é';".as_bytes(),
-                ),
+                ("migrations/caf\u{e9}.sql", "SELECT 'é';".as_bytes()),
             ],
         );
         let ids = strings(

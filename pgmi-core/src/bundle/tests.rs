@@ -413,3 +413,45 @@ fn every_error_has_a_hint() {
         assert!(e.hint().is_some_and(|h| !h.is_empty()));
     }
 }
+
+#[test]
+fn read_each_hands_files_over_in_archive_order_and_read_sorts_them() {
+    let bundle = tgz(&[reg("b.sql", b"B"), reg("a.sql", b"A"), reg("c.sql", b"C")]);
+    let mut seen = Vec::new();
+    read_each(&bundle, &Limits::default(), |f| {
+        seen.push(f.path);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(seen, ["b.sql", "a.sql", "c.sql"]);
+
+    let sorted: Vec<String> = read(&bundle, &Limits::default())
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(sorted, ["a.sql", "b.sql", "c.sql"]);
+
+    let mut first = Vec::new();
+    read_each(&bundle, &Limits::default(), |f| {
+        first.push(f.path);
+        std::ops::ControlFlow::Break(())
+    })
+    .unwrap();
+    assert_eq!(first, ["b.sql"], "Break stops the read");
+}
+
+#[test]
+fn read_each_reports_a_late_archive_error_after_handing_files_over() {
+    let mut bundle = tgz(&[reg("a.sql", b"A"), reg("b.sql", b"B")]);
+    bundle.truncate(bundle.len() - 4);
+    let mut handed = 0;
+    let e = read_each(&bundle, &Limits::default(), |_| {
+        handed += 1;
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), BundleErrorKind::CorruptGzip, "{e}");
+    assert_eq!(handed, 2);
+}

@@ -323,3 +323,54 @@ fn ten_thousand_files_build_quickly() {
         "build of 10,000 files took {elapsed:?}"
     );
 }
+
+#[test]
+fn router_fed_in_order_and_finished_in_runs_equals_build() {
+    let files = vec![
+        raw("a.sql", b"/* <pgmi-meta id=\"11111111-1111-4111-8111-111111111111\" idempotent=\"true\"></pgmi-meta> */ SELECT 1;"),
+        raw("b/__test__/_setup.sql", b"SELECT 0;"),
+        raw("b/__test__/t.sql", b"SELECT 2;"),
+        raw("b/c.txt", b"data"),
+        raw("d.sql", b"SELECT   3 ;"),
+    ];
+    let expected = build(files.clone()).unwrap();
+
+    let mut router = Router::default();
+    let mut sources = Vec::new();
+    for file in files {
+        assert!(router.in_order(&file.path));
+        router.push(file).unwrap();
+        // A run per source here; any cut gives the same rows.
+        let mut run = router.take_sources();
+        finish(&mut run).unwrap();
+        sources.extend(run);
+    }
+    assert!(
+        !router.in_order("a.sql"),
+        "a path already seen is not in order"
+    );
+    assert_eq!(router.pending_sources(), 0);
+    let mut project = router.finish();
+    project.sources = sources;
+    finalize(&project).unwrap();
+    assert_eq!(project, expected);
+}
+
+#[test]
+fn finish_reports_the_first_metadata_error_of_a_run() {
+    let mut project = route(vec![
+        raw("a.sql", b"SELECT 1;"),
+        raw(
+            "b.sql",
+            b"/* <pgmi-meta id=\"x\" idempotent=\"true\"></pgmi-meta> */",
+        ),
+        raw(
+            "c.sql",
+            b"/* <pgmi-meta id=\"y\" idempotent=\"true\"></pgmi-meta> */",
+        ),
+    ])
+    .unwrap();
+    let e = finish(&mut project.sources).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Metadata);
+    assert_eq!(e.path(), Some("./b.sql"));
+}

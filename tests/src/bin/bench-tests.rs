@@ -17,9 +17,15 @@ const TESTS_PER_DIRECTORY: usize = 20;
 fn project() -> Vec<RawFile> {
     let mut files = Vec::new();
     for d in 0..DIRECTORIES {
-        files.push(RawFile { path: format!("__test__/d{d:02}/_setup.sql"), bytes: b"SELECT 1;".to_vec() });
+        files.push(RawFile {
+            path: format!("__test__/d{d:02}/_setup.sql"),
+            bytes: b"SELECT 1;".to_vec(),
+        });
         for t in 0..TESTS_PER_DIRECTORY {
-            files.push(RawFile { path: format!("__test__/d{d:02}/test_{t:02}.sql"), bytes: b"SELECT 1;".to_vec() });
+            files.push(RawFile {
+                path: format!("__test__/d{d:02}/test_{t:02}.sql"),
+                bytes: b"SELECT 1;".to_vec(),
+            });
         }
     }
     files
@@ -27,7 +33,8 @@ fn project() -> Vec<RawFile> {
 
 fn time(c: &mut Client, sql: &str) -> Duration {
     let start = Instant::now();
-    c.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    c.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     start.elapsed()
 }
 
@@ -49,7 +56,8 @@ fn main() {
         })
         .connect(postgres::NoTls)
         .expect("connect");
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle]).expect("pgmi_load");
+    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
+        .expect("pgmi_load");
     c.batch_execute(
         "CREATE FUNCTION pg_temp.noop(e pg_temp.pgmi_test_event) RETURNS void LANGUAGE sql AS ''",
     )
@@ -59,8 +67,14 @@ fn main() {
         format!("DO $$ BEGIN FOR i IN 1..{tests} LOOP EXECUTE 'SELECT 1'; END LOOP; END $$");
     let cases = [
         ("plain PL/pgSQL loop (baseline)", baseline_sql.as_str()),
-        ("CALL pgmi_test() (default callback, notices)", "CALL pgmi_test()"),
-        ("CALL pgmi_test(NULL, 'pg_temp.noop')", "CALL pgmi_test(NULL, 'pg_temp.noop')"),
+        (
+            "CALL pgmi_test() (default callback, notices)",
+            "CALL pgmi_test()",
+        ),
+        (
+            "CALL pgmi_test(NULL, 'pg_temp.noop')",
+            "CALL pgmi_test(NULL, 'pg_temp.noop')",
+        ),
     ];
     let mut results = Vec::new();
     for (name, sql) in cases {
@@ -70,10 +84,18 @@ fn main() {
     }
     let baseline = results[0].1;
     println!("pgmi_test benchmark: {tests} tests (SELECT 1) in {DIRECTORIES} directories with fixtures; median of {ROUNDS}");
-    println!("{:<48} {:>10} {:>22}", "case", "total ms", "overhead per test µs");
+    println!(
+        "{:<48} {:>10} {:>22}",
+        "case", "total ms", "overhead per test µs"
+    );
     for (name, total) in &results {
         let overhead = (total.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / tests as f64;
-        println!("{:<48} {:>10.1} {:>22.1}", name, total.as_secs_f64() * 1e3, overhead);
+        println!(
+            "{:<48} {:>10.1} {:>22.1}",
+            name,
+            total.as_secs_f64() * 1e3,
+            overhead
+        );
     }
     println!(
         "notices received: {} (the default callback's NOTICE lines over all runs)",
