@@ -113,7 +113,7 @@ fn yaml_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testresults::fixtures::{failed, one_failure, step};
+    use crate::testresults::fixtures::{failed, fixture_failure, one_failure, step};
 
     #[test]
     fn golden_one_failure() {
@@ -125,18 +125,8 @@ mod tests {
 
     #[test]
     fn golden_two_suites_with_a_failing_fixture() {
-        let steps = vec![
-            step(1, 2, StepKind::Test, "./__test__/a.sql", 1000),
-            step(2, 1, StepKind::Fixture, "./__test__/_setup.sql", 2000),
-            failed(
-                step(2, 2, StepKind::Fixture, "./__test__/db/_setup.psql", 2500),
-                "23505",
-                "Failed in ./__test__/db/_setup.psql: duplicate key value violates unique constraint \"accounts_pkey\"",
-                "Key (id)=(1) already exists.",
-            ),
-        ];
         assert_eq!(
-            render(&steps),
+            render(&fixture_failure()),
             include_str!("../../tests/golden/fixture_failure.tap")
         );
     }

@@ -219,6 +219,20 @@ pub mod fixtures {
         step
     }
 
+    /// Two suites: a passing test, then a nested fixture failing with a unique violation.
+    pub fn fixture_failure() -> Vec<TestStep> {
+        vec![
+            step(1, 2, StepKind::Test, "./__test__/a.sql", 1000),
+            step(2, 1, StepKind::Fixture, "./__test__/_setup.sql", 2000),
+            failed(
+                step(2, 2, StepKind::Fixture, "./__test__/db/_setup.psql", 2500),
+                "23505",
+                "Failed in ./__test__/db/_setup.psql: duplicate key value violates unique constraint \"accounts_pkey\"",
+                "Key (id)=(1) already exists.",
+            ),
+        ]
+    }
+
     /// A root fixture, two passing tests, and a test failing with division by zero.
     pub fn one_failure() -> Vec<TestStep> {
         vec![
