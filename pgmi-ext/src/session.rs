@@ -83,8 +83,36 @@ impl Text {
     }
 }
 
+/// Runs `f` with `client_min_messages` at `notice` at most, then puts it back: creating the
+/// session objects and their indexes makes PostgreSQL send ~30 DEBUG1 lines ("building
+/// index ...") that would bury `pgmi-upload --verbose` output. If `f` fails, the
+/// transaction's end restores the setting (it is changed transaction-locally).
+fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let level = Spi::get_one::<String>("SELECT pg_catalog.current_setting('client_min_messages')")
+        .unwrap_or_else(|e| crate::errors::spi(&e))
+        .unwrap_or_default();
+    let chatty = level.starts_with("debug") || level == "log";
+    if chatty {
+        Spi::run("SELECT pg_catalog.set_config('client_min_messages', 'notice', true)")
+            .unwrap_or_else(|e| crate::errors::spi(&e));
+    }
+    let result = f();
+    if chatty {
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config('client_min_messages', $1, true)",
+            &[level.as_str().into()],
+        )
+        .unwrap_or_else(|e| crate::errors::spi(&e));
+    }
+    result
+}
+
 /// Replaces the session objects: drops a previous load's, creates them afresh (empty).
 pub fn create_objects() {
+    quietly(create_objects_now);
+}
+
+fn create_objects_now() {
     Spi::connect_mut(|client| {
         let exists = client
             .select(
@@ -154,7 +182,8 @@ impl Filler {
     /// constraints, sets the parameters and analyzes.
     pub fn finish(self, project: &Project, parameters: &[(String, String)]) -> Summary {
         let text = self.text;
-        Spi::connect_mut(|client| {
+        quietly(|| {
+            Spi::connect_mut(|client| {
             insert_metadata(client, text, project)?;
             insert_tests(client, text, project)?;
             client.update(SESSION_CONSTRAINTS_SQL, None, &[])?;
@@ -172,7 +201,8 @@ impl Filler {
             }
             Ok::<_, pgrx::spi::Error>(())
         })
-        .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e));
+        .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e))
+        });
 
         let bytes = project
             .sources
