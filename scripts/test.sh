@@ -12,6 +12,10 @@ ensure_server
 step "#[pg_test]s of the extension"
 pgdata=$(mktemp -d "${TMPDIR:-/tmp}/pgmi-pgrx.XXXXXX")
 as_root chown postgres: "$pgdata"
+# pgrx runs initdb with this directory as its working directory, from our own user, so it
+# must be searchable by us too (mktemp made it 0700); the cluster itself lives in a 0700
+# subdirectory that initdb creates.
+as_root chmod 0755 "$pgdata"
 (cd "$ROOT/pgmi-ext" && cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgdata")
 as_root rm -rf "$pgdata"
 
