@@ -246,8 +246,10 @@ fn locked(
 ) -> Result<(), Failure> {
     let info = connector.info;
     if verbose {
+        // LOG lines (statement logging, say) from the start; DEBUG lines once the session
+        // is ready, so the upload's housekeeping does not bury the output.
         client
-            .batch_execute("SET client_min_messages = 'debug'")
+            .batch_execute("SET client_min_messages = 'log'")
             .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
     }
     let schema = session::ensure_extension(client, &info.target_db, &info.user)?;
@@ -260,7 +262,15 @@ fn locked(
         packed.server_max_file_kb,
         &info.target_db,
         &info.user,
+        verbose,
     )?;
+    // Debug notices from here on: deploy.sql's own. (The load shows only its DEBUG1
+    // timing line, not the upload table's housekeeping.)
+    if verbose {
+        client
+            .batch_execute("SET client_min_messages = 'debug'")
+            .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
+    }
     report.files_loaded = loaded.files;
     eprintln!("Loaded {} files", loaded.files);
     if loaded.parameters > 0 {

@@ -147,8 +147,9 @@ pub fn load_bundle(
     max_file_kb: Option<u32>,
     db: &str,
     user: &str,
+    verbose: bool,
 ) -> Result<LoadSummary, Failure> {
-    let result = load_in_transaction(client, schema, bundle, max_file_kb, db, user);
+    let result = load_in_transaction(client, schema, bundle, max_file_kb, db, user, verbose);
     if result.is_err() {
         // The transaction is aborted (or the COPY was abandoned); end it before anything
         // else runs on the session. A failure here surfaces on the next statement.
@@ -164,6 +165,7 @@ fn load_in_transaction(
     max_file_kb: Option<u32>,
     db: &str,
     user: &str,
+    verbose: bool,
 ) -> Result<LoadSummary, Failure> {
     let prep = |e: postgres::Error| {
         let failure = Failure::from_pg(Exit::General, "could not prepare the session", &e);
@@ -213,6 +215,12 @@ fn load_in_transaction(
         .finish()
         .map_err(|e| Failure::from_pg(Exit::General, "could not upload the project bundle", &e))?;
 
+    if verbose {
+        // pgmi_load's own timing line is DEBUG1.
+        client
+            .batch_execute("SET LOCAL client_min_messages = 'debug1'")
+            .map_err(prep)?;
+    }
     let sql = format!(
         "SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload))"
     );

@@ -375,3 +375,30 @@ fn demo_project_deploys_twice() {
         Some("Bonjour")
     );
 }
+
+// --verbose shows the load's own timing line and deploy.sql's DEBUG messages, but not the
+// server's housekeeping while the session is prepared (index builds of the session tables,
+// the upload table's COPY and drop).
+#[test]
+fn verbose_load_output_is_the_timing_line_not_housekeeping() {
+    let db = TestDb::unnamed("verbose_load");
+    let project = Project::with_deploy(
+        "DO $$ BEGIN RAISE DEBUG 'deploy debug line'; END $$;\nSELECT count(*) FROM pgmi_source_view;\n",
+    )
+    .file("migrations/001.sql", "SELECT 1;");
+    let run = deploy_ok(&project, &db.name, &["--verbose"]);
+    let load_line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("pgmi_load: 1 files"))
+        .unwrap_or_else(|| panic!("no timing line:\n{}", run.stderr));
+    assert!(load_line.contains("done in"), "{load_line}");
+    assert!(run.stderr.contains("deploy debug line"), "{}", run.stderr);
+    for noise in ["_pgmi_source_pkey", "_pgmi_upload", "auto-cascades"] {
+        assert!(
+            !run.stderr.contains(noise),
+            "{noise} in the verbose output:\n{}",
+            run.stderr
+        );
+    }
+}
