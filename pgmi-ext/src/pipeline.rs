@@ -117,6 +117,7 @@ fn generation(
             .collect();
         let mut feeder = Feeder {
             router: Router::default(),
+            previous: None,
             work: work_tx,
             runs: 0,
             run_bytes: 0,
@@ -169,6 +170,9 @@ fn generation(
 /// Routes files in order and hands runs of sources to the workers.
 struct Feeder {
     router: Router,
+    /// The last path fed, also after a routing error: order is checked to the end, since
+    /// in an unsorted archive a file after the failing one may come first in path order.
+    previous: Option<String>,
     work: mpsc::Sender<(usize, Vec<SourceFile>)>,
     runs: usize,
     run_bytes: usize,
@@ -178,10 +182,11 @@ struct Feeder {
 
 impl Feeder {
     fn in_order(&self, path: &str) -> bool {
-        self.error.is_some() || self.router.in_order(path)
+        self.previous.as_deref().is_none_or(|p| p < path)
     }
 
     fn feed(&mut self, file: RawFile) {
+        self.previous = Some(file.path.clone());
         if self.error.is_some() {
             return;
         }

@@ -424,4 +424,14 @@ fn load_errors_keep_their_precedence_while_streaming() {
     let (code, msg) = rejected(&db, &mut c, &raw_bundle(&entries[1..]));
     assert_eq!(code, "22021", "{msg}");
     assert!(msg.contains("./z.bin"), "{msg}");
+
+    // Out of order: the bad file comes first in the archive, the file that comes first in
+    // path order after it. Path order decides, as for a sorted bundle.
+    let unsorted = raw_bundle(&[
+        (b"z.bin", tar::EntryType::Regular, b"nul\x00byte"),
+        (b"a.sql", tar::EntryType::Regular, bad_meta),
+    ]);
+    let (code, msg) = rejected(&db, &mut c, &unsorted);
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("./a.sql"), "{msg}");
 }
