@@ -112,7 +112,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
         files.push(file);
         ControlFlow::Continue(())
     })?;
-    files.sort_unstable_by(|a: &RawFile, b: &RawFile| a.path.cmp(&b.path));
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(Bundle { files, parameters })
 }
 
@@ -151,7 +151,6 @@ pub fn read_each(
 
     let mut archive = tar::Archive::new(counted);
     let mut parameters = Vec::new();
-    let mut files = 0usize;
     let mut seen: HashSet<String> = HashSet::new();
     let mut have_parameters = false;
     {
@@ -188,14 +187,13 @@ pub fn read_each(
             if seen.contains(&rel) {
                 return Err(BundleError::DuplicatePath { path: shown(&rel) });
             }
-            if files >= limits.max_files {
+            if seen.len() >= limits.max_files {
                 return Err(BundleError::TooManyFiles {
                     limit: limits.max_files,
                 });
             }
             let data = read_entry(&mut entry, &rel, limits, &total, &fail)?;
             seen.insert(rel.clone());
-            files += 1;
             if each(RawFile {
                 path: rel,
                 bytes: data,

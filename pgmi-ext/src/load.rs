@@ -34,7 +34,7 @@ fn pgmi_load(
     let limits = guc::limits();
     let started = std::time::Instant::now();
     let mut timings = Timings::default();
-    let (project, parameters, summary) = std::thread::scope(|scope| {
+    let summary = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel();
         // Everything that needs no database runs on helper threads (`pipeline`, started
         // with signals blocked, see `signals`); this thread, the only one that may call into
@@ -81,17 +81,16 @@ fn pgmi_load(
             }
             // Runs arrive out of order from several threads; insert them in order. A run's
             // error waits for the end of the bundle: a bundle error there comes first.
-            while let Some(run) = pending.remove(&inserted.len()) {
-                match run {
+            while let Some(next) = pending.first_entry().filter(|e| *e.key() == inserted.len()) {
+                if next.get().is_err() && last.is_none() {
+                    break;
+                }
+                match next.remove() {
                     Ok(run) => {
                         filler.sources(&run);
                         inserted.push(run);
                     }
-                    Err(e) if last.is_some() => errors::project(&e),
-                    Err(e) => {
-                        pending.insert(inserted.len(), Err(e));
-                        break;
-                    }
+                    Err(e) => errors::project(&e),
                 }
             }
         }
@@ -109,10 +108,8 @@ fn pgmi_load(
         project.sources = inserted.into_iter().flatten().collect();
         project::finalize(&project).unwrap_or_else(|e| errors::project(&e));
         timings.validated = started.elapsed();
-        let summary = filler.finish(&project, &parameters);
-        (project, parameters, summary)
+        filler.finish(&project, &parameters)
     });
-    drop((project, parameters));
     debug1!(
         "pgmi_load: {} files, {} bytes: session objects after {:.1} ms, routed after {:.1} ms, all sources inserted after {:.1} ms, done in {:.1} ms",
         summary.files,

@@ -183,25 +183,8 @@ impl Filler {
     pub fn finish(self, project: &Project, parameters: &[(String, String)]) -> Summary {
         let text = self.text;
         quietly(|| {
-            Spi::connect_mut(|client| {
-            insert_metadata(client, text, project)?;
-            insert_tests(client, text, project)?;
-            client.update(SESSION_CONSTRAINTS_SQL, None, &[])?;
-            insert_parameters(client, text, parameters)?;
-            if project.files_loaded > 0 {
-                client.update(
-                    // Statistics only for the columns scripts filter and join on.
-                    "ANALYZE pg_temp._pgmi_source (path, directory, extension, depth, is_sql_file), \
-                             pg_temp._pgmi_source_metadata (path, id), \
-                             pg_temp._pgmi_test_directory, \
-                             pg_temp._pgmi_test_source (path, directory, is_fixture)",
-                    None,
-                    &[],
-                )?;
-            }
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e))
+            Spi::connect_mut(|client| insert_rest(client, text, project, parameters))
+                .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e))
         });
 
         let bytes = project
@@ -226,6 +209,31 @@ impl Filler {
             parameters: parameters.len(),
         }
     }
+}
+
+/// Everything after the sources: metadata, tests, the constraints, parameters, ANALYZE.
+fn insert_rest(
+    client: &mut SpiClient<'_>,
+    text: Text,
+    project: &Project,
+    parameters: &[(String, String)],
+) -> SpiResult<()> {
+    insert_metadata(client, text, project)?;
+    insert_tests(client, text, project)?;
+    client.update(SESSION_CONSTRAINTS_SQL, None, &[])?;
+    insert_parameters(client, text, parameters)?;
+    if project.files_loaded > 0 {
+        client.update(
+            // Statistics only for the columns scripts filter and join on.
+            "ANALYZE pg_temp._pgmi_source (path, directory, extension, depth, is_sql_file), \
+                     pg_temp._pgmi_source_metadata (path, id), \
+                     pg_temp._pgmi_test_directory, \
+                     pg_temp._pgmi_test_source (path, directory, is_fixture)",
+            None,
+            &[],
+        )?;
+    }
+    Ok(())
 }
 
 /// `(SELECT unnest($1::t1) AS c1, unnest($2::t2) AS c2, ...) AS alias`: the arrays, zipped
