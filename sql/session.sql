@@ -1,6 +1,7 @@
--- Session objects of pgmi session API v1, created in the session's temporary schema by
--- pgmi_load() (through SPI, as one batch, inside the caller's transaction: a failed load
--- leaves no half-built session behind).
+-- Session objects of pgmi session API v1, created in the session's temporary schema, in one
+-- transaction (a failed load leaves no half-built session behind), by either session kind:
+-- pgmi_load() in the extension (through SPI), or pgmi-upload's portable session (the same
+-- text sent by the client, or written into a psql script by `pgmi-upload bundle`).
 --
 -- Names, column order, types, constraint names and function signatures are the public
 -- contract that reference deploy.sql scripts rely on (pgmi-session-api.md §1). The tables
@@ -156,7 +157,8 @@ GRANT SELECT ON pgmi_source_view, pgmi_parameter_view, pgmi_test_source_view,
 CREATE FUNCTION pg_temp.pgmi_is_sql_file(filename text) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN filename ~* '\.(sql|ddl|dml|dql|dcl|psql|pgsql|plpgsql)$';
+    -- a quoted body, not RETURN <expr>: that form needs PostgreSQL 14
+    AS $fn$ SELECT filename ~* '\.(sql|ddl|dml|dql|dcl|psql|pgsql|plpgsql)$' $fn$;
 
 CREATE FUNCTION pg_temp.pgmi_register_file(in_path text, in_content text, in_checksum text,
                                            in_pgmi_checksum text)
@@ -231,19 +233,9 @@ $fn$;
 COMMENT ON FUNCTION pg_temp.pgmi_has_tests(text, text) IS
     'True when the directory or a directory below it holds a test (not a fixture) whose path matches the pattern.';
 
--- The plan is computed by the extension (pgmi-core's testplan module): one implementation
--- for CALL pgmi_test(), this function and pgmi_test_generate(). @extschema@ is replaced by
--- the extension's schema when the session is created.
-CREATE FUNCTION pg_temp.pgmi_test_plan(p_pattern text DEFAULT NULL)
-    RETURNS TABLE (ordinal int, step_type text, script_path text, directory text, depth int)
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT p.ordinal, p.step_type, p.script_path, p.directory, p.depth
-      FROM @extschema@.pgmi_test_plan(p_pattern) p
-$fn$;
-COMMENT ON FUNCTION pg_temp.pgmi_test_plan(text) IS
-    'The ordered test plan: fixture, test and teardown steps of every test directory holding tests that match p_pattern (a POSIX regex on the test path; NULL = all).';
+-- pg_temp.pgmi_test_plan(), pg_temp.pgmi_test() and pg_temp.pgmi_test_results() differ by
+-- session kind: sql/session_extension.sql (they call the extension) or
+-- sql/session_portable.sql (plain SQL and PL/pgSQL). Both files run right after this one.
 
 -- No pinned search_path here on purpose: test code is the user's and resolves names in
 -- the caller's session, as it would in deploy.sql.

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod checksum;
 pub mod lexer;
 pub mod limits;
+pub mod macros;
 pub mod meta;
 pub mod params;
 pub mod path;

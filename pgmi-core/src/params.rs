@@ -199,5 +199,28 @@ pub fn finalize(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, P
     Ok(out)
 }
 
+/// True for a parameter key that names a secret: it contains (ASCII case-insensitively) one of
+/// password, passwd, secret, token, key, credential, auth, private.
+///
+/// The CLI refuses to write such values into a generated psql script in clear text, where
+/// they would end up in files, shell history or CI logs. The list matches the words the
+/// reference's advanced template masks (`password|secret|token|key|credential|auth`), plus
+/// `passwd` and `private`. It is a substring test on purpose, like the reference's: a false
+/// positive (`monkey`, `author`) only costs a refusal, a false negative leaks a secret.
+pub fn looks_secret(key: &str) -> bool {
+    const WORDS: [&str; 8] = [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "auth",
+        "private",
+    ];
+    let lower = key.to_ascii_lowercase();
+    WORDS.iter().any(|w| lower.contains(w))
+}
+
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
 const SESSION_SQL: &str = include_str!("../../sql/session.sql");
+const SESSION_EXTENSION_SQL: &str = include_str!("../../sql/session_extension.sql");
 const SESSION_CONSTRAINTS_SQL: &str = include_str!("../../sql/session_constraints.sql");
 const SESSION_DROP_SQL: &str = include_str!("../../sql/session_drop.sql");
 
@@ -137,8 +138,9 @@ fn create_objects_now() {
             .first()
             .get_one::<String>()?
             .unwrap_or_else(|| "public".to_string());
+        client.update(SESSION_SQL, None, &[])?;
         client.update(
-            SESSION_SQL.replace("@extschema@", &schema).as_str(),
+            SESSION_EXTENSION_SQL.replace("@extschema@", &schema).as_str(),
             None,
             &[],
         )?;

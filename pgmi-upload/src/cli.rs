@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const DEPLOY_AFTER_HELP: &str = "\
 Environment:
@@ -106,6 +106,12 @@ pub struct DeployArgs {
     #[arg(long = "test-report", value_name = "FORMAT=FILE")]
     pub test_reports: Vec<String>,
 
+    /// How to build the session: `extension` (the pgmi extension loads the project in
+    /// the server), `portable` (pgmi-upload builds it with plain SQL; needs only CONNECT and
+    /// TEMPORARY), or `auto`: the extension when it is installed or this role can create it
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = SessionChoice::Auto)]
+    pub session: SessionChoice,
+
     /// Print a JSON result on stdout instead of the summary line
     #[arg(long)]
     pub json: bool,
@@ -113,6 +119,14 @@ pub struct DeployArgs {
     /// Show progress details, debug notices and elapsed time on each notice
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+/// `--session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionChoice {
+    Auto,
+    Extension,
+    Portable,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use pgmi_core::limits::Limits;
-use pgmi_core::project::{self, ErrorKind, ProjectError, RawFile};
+use pgmi_core::project::{self, ErrorKind, Project, ProjectError, RawFile};
 
 use crate::conninfo::EnvLookup;
 use crate::exit::{Exit, Failure};
@@ -133,13 +133,41 @@ fn script_text(mut bytes: Vec<u8>) -> Result<String, Failure> {
     })
 }
 
-/// The packed project.
+/// The scanned project, validated; ready for either session kind.
 pub struct Packed {
-    pub bundle: Vec<u8>,
+    /// Every file's rows, as the portable session loads them.
+    pub project: Project,
+    /// The parameters, validated and with lower-cased keys.
+    pub params: Vec<(String, String)>,
     /// Files scanned (the reference's `filesLoaded`, before the server confirms it).
     pub files: usize,
     /// `pgmi_loader.max_file_size` for the load, in kB; set when `PGMI_MAX_FILE_SIZE` is.
     pub server_max_file_kb: Option<u32>,
+    /// The files as read, kept to write the extension's bundle once that kind is chosen.
+    raw: Vec<RawFile>,
+    max_bundle_bytes: u64,
+    bundle: Option<Vec<u8>>,
+}
+
+impl Packed {
+    /// The tar.gz bundle for the extension's loader, written on first use: a portable
+    /// session never needs it, and compressing a large project costs real time.
+    pub fn bundle(&mut self) -> Result<&[u8], Failure> {
+        if self.bundle.is_none() {
+            let bundle = pgmi_core::bundle::write(&self.raw, &self.params)
+                .map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
+            if bundle.len() as u64 > self.max_bundle_bytes {
+                return Err(Failure::config(format!(
+                    "the packed project is {} bytes, over the {}-byte bundle limit",
+                    bundle.len(),
+                    self.max_bundle_bytes
+                ))
+                .with_hint("move generated or vendored files out of the project (hidden directories and node_modules/ are skipped)"));
+            }
+            self.bundle = Some(bundle);
+        }
+        Ok(self.bundle.as_deref().unwrap_or_default())
+    }
 }
 
 /// The largest value the extension's `pgmi_loader.max_file_size` accepts, in kB (1 GiB,
@@ -154,28 +182,23 @@ pub fn server_max_file_kb(max_file_bytes: u64) -> u32 {
     u32::try_from(kb).unwrap_or(u32::MAX)
 }
 
-/// Walk and validate the project exactly as the extension will, then pack it with the
-/// parameters into one bundle.
-pub fn pack(root: &Path, limits: &Limits, params: &[(String, String)]) -> Result<Packed, Failure> {
-    let files: Vec<RawFile> = project::walk(root, limits).map_err(scan_failure)?;
-    // The bundle is written from the raw files first, because `build` consumes them (it
-    // turns each file's bytes into its text without copying). A validation error still
-    // wins over a packing error: it names the problem more precisely.
-    let bundle = pgmi_core::bundle::write(&files, params);
-    let count = project::build(files).map_err(scan_failure)?.files_loaded;
-    let bundle = bundle.map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
-    if bundle.len() as u64 > limits.max_bundle_bytes {
-        return Err(Failure::config(format!(
-            "the packed project is {} bytes, over the {}-byte bundle limit",
-            bundle.len(),
-            limits.max_bundle_bytes
-        ))
-        .with_hint("move generated or vendored files out of the project (hidden directories and node_modules/ are skipped)"));
-    }
+/// Walk and validate the project exactly as the extension will. The files are kept for
+/// the bundle ([`Packed::bundle`]); `build` consumes its own copy.
+pub fn pack(
+    root: &Path,
+    limits: &Limits,
+    params: Vec<(String, String)>,
+) -> Result<Packed, Failure> {
+    let raw: Vec<RawFile> = project::walk(root, limits).map_err(scan_failure)?;
+    let project = project::build(raw.clone()).map_err(scan_failure)?;
     Ok(Packed {
-        bundle,
-        files: count,
+        files: project.files_loaded,
+        project,
+        params,
         server_max_file_kb: None,
+        raw,
+        max_bundle_bytes: limits.max_bundle_bytes,
+        bundle: None,
     })
 }
 

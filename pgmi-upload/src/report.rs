@@ -85,8 +85,12 @@ pub struct DeployReport {
     /// Execution units; zero until deploy.sql was split.
     pub units: usize,
     pub units_committed: usize,
-    /// Rows of `pgmi_test_results()`, read after deploy.sql ended; empty when no test ran
-    /// or the extension is too old to keep them.
+    /// `CALL pgmi_test(...)` forms rewritten into `CALL pg_temp.pgmi_test(...)`.
+    pub test_macros: usize,
+    /// `extension` or `portable`, once chosen.
+    pub session: Option<&'static str>,
+    /// Rows of `pg_temp.pgmi_test_results()`, read after deploy.sql ended; empty when no
+    /// test ran.
     pub tests: Vec<TestStep>,
 }
 
@@ -95,12 +99,22 @@ pub struct DeployReport {
 pub fn summary_line(report: &DeployReport, failure: Option<&Failure>, style: Style) -> String {
     let elapsed = seconds_2dp(report.elapsed);
     match failure {
-        None => format!(
-            "{} {}: {} files loaded in {elapsed}",
-            style.icon(true),
-            report.database,
-            report.files_loaded
-        ),
+        None => {
+            let mut line = format!(
+                "{} {}: {} files loaded",
+                style.icon(true),
+                report.database,
+                report.files_loaded
+            );
+            if report.test_macros > 0 {
+                line.push_str(&format!(
+                    ", {} test macro(s) expanded",
+                    report.test_macros
+                ));
+            }
+            line.push_str(&format!(" in {elapsed}"));
+            line
+        }
         Some(_) => {
             let mut line = format!(
                 "{} {}: failed after {elapsed}",
@@ -133,7 +147,9 @@ struct Envelope {
     #[serde(skip_serializing_if = "Option::is_none")]
     files_loaded: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    test_macros: Option<i64>,
+    test_macros: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,8 +202,8 @@ pub fn json_envelope(
     if let Some(r) = report {
         env.database = Some(r.database.clone());
         env.files_loaded = Some(r.files_loaded);
-        // pgmi_test is a real procedure here: there are never macros to expand.
-        env.test_macros = Some(0);
+        env.test_macros = Some(r.test_macros);
+        env.session = r.session;
         env.duration_ms = Some(r.elapsed.as_millis() as u64);
         if r.units > 0 {
             env.execution_units = Some(r.units);
@@ -218,7 +234,9 @@ pub fn json_envelope(
             env.source_line = Some(loc.source_line.clone()).filter(|s| !s.is_empty());
             env.line = Some(loc.line);
             env.column = Some(loc.column);
-            env.script_expanded = Some(false);
+            // Rewritten macros change the text of their own line only (the line count is
+            // kept), but the position was computed on the rewritten text.
+            env.script_expanded = Some(macros_of(report) > 0);
         }
     }
     let value = serde_json::to_value(&env).unwrap_or(serde_json::Value::Null);
@@ -229,6 +247,10 @@ pub fn json_envelope(
     let mut text = serde_json::to_string_pretty(&sorted).unwrap_or_else(|_| "{}".into());
     text.push('\n');
     text
+}
+
+fn macros_of(report: Option<&DeployReport>) -> usize {
+    report.map_or(0, |r| r.test_macros)
 }
 
 /// The file named by `Failed in <path>` (the basic template's migration loop and the test

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use crate::cli::{Cli, Command, DeployArgs};
+use crate::cli::{Cli, Command, DeployArgs, SessionChoice};
 use crate::connect::Connector;
 use crate::conninfo::{self, ConnInfo};
 use crate::duration;
@@ -24,7 +24,7 @@ use crate::exit::{Exit, Failure};
 use crate::prepare::{self, Packed};
 use crate::redact::redact;
 use crate::report::{self, DeployReport, Style};
-use crate::session;
+use crate::session::{self, Kind};
 use crate::testreport::{self, ReportSpec};
 use crate::testresults;
 use crate::watchdog::Watchdog;
@@ -107,11 +107,23 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     };
     let watchdog = Watchdog::start(timeout.map(|t| start + t));
     let offline = prepare_offline(args);
-    let (info, packed, script) = match offline {
+    let (info, mut packed, script) = match offline {
         Ok(parts) => parts,
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
-    let units = pgmi_core::split::split(&script);
+    // The reference's `CALL pgmi_test(...)` macro forms become calls of the procedure
+    // every session has, pg_temp.pgmi_test (DESIGN.md); line numbers are kept.
+    let rewritten = pgmi_core::macros::rewrite(&script);
+    if rewritten.count > 0 {
+        report::verbose(
+            args.verbose,
+            &format!(
+                "{} CALL pgmi_test(...) statement(s) rewritten as CALL pg_temp.pgmi_test(...)",
+                rewritten.count
+            ),
+        );
+    }
+    let units = pgmi_core::split::split(&rewritten.text);
     report::verbose(
         args.verbose,
         &format!("{} execution unit(s) in deploy.sql", units.len()),
@@ -119,6 +131,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
 
     let mut report = DeployReport {
         database: info.target_db.clone(),
+        test_macros: rewritten.count,
         ..DeployReport::default()
     };
     let mut progress = Progress::default();
@@ -131,7 +144,8 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     let result = check_flags(&watchdog, args).and_then(|()| {
         online(
             &connector,
-            &packed,
+            &mut packed,
+            args.session,
             &units,
             &watchdog,
             &mut report,
@@ -159,37 +173,38 @@ fn prepare_offline(args: &DeployArgs) -> Result<(ConnInfo, Packed, String), Fail
     let info = conninfo::resolve(args, &env, &|p| p.exists())?;
     report::verbose(args.verbose, &format!("connection: {}", info.describe()));
     let params = prepare::finalize_params(pairs)?;
+    let param_count = params.len();
     report::verbose(
         args.verbose,
         &format!(
             "{} parameter(s) from {} parameters file(s) and {} --param flag(s)",
-            params.len(),
+            param_count,
             args.params_files.len(),
             args.params.len()
         ),
     );
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
-    let mut packed = prepare::pack(&args.path, &limits, &params)?;
+    let mut packed = prepare::pack(&args.path, &limits, params)?;
     if env("PGMI_MAX_FILE_SIZE").is_some() {
         // The extension enforces its own per-file limit; raise (or lower) it to match.
         packed.server_max_file_kb = Some(prepare::server_max_file_kb(limits.max_file_bytes));
     }
-    report::verbose(
-        args.verbose,
-        &format!(
-            "scanned {} file(s); bundle is {} bytes",
-            packed.files,
-            packed.bundle.len()
-        ),
-    );
+    report::verbose(args.verbose, &format!("scanned {} file(s)", packed.files));
+    if args.session == SessionChoice::Extension {
+        // Known to be needed: pack it now, so an oversized bundle fails before connecting.
+        let bytes = packed.bundle()?.len();
+        report::verbose(args.verbose, &format!("bundle is {bytes} bytes"));
+    }
     Ok((info, packed, script))
 }
 
 /// Connect, prepare the session, run deploy.sql, close.
+#[allow(clippy::too_many_arguments)]
 fn online(
     connector: &Connector<'_>,
-    packed: &Packed,
+    packed: &mut Packed,
+    choice: SessionChoice,
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     report: &mut DeployReport,
@@ -202,25 +217,26 @@ fn online(
     session::check_server_version(&mut client)?;
     let db = &connector.info.target_db;
     session::acquire_deploy_lock(&mut client, db)?;
-    let mut schema = None;
+    let mut session_ready = false;
     let result = locked(
         &mut client,
         connector,
         packed,
+        choice,
         units,
         watchdog,
         report,
         progress,
         verbose,
-        &mut schema,
+        &mut session_ready,
     );
     // Stop cancelling before the clean-up statements run.
     watchdog.stop();
     session::end_transaction(&mut client, verbose);
     // The results live in backend memory and survive the ROLLBACK; read them while the
     // deploy lock is still held, on the same session.
-    if let Some(schema) = schema.filter(|_| !client.is_closed()) {
-        match testresults::fetch(&mut client, &schema) {
+    if session_ready && !client.is_closed() {
+        match testresults::fetch(&mut client) {
             Ok(steps) => {
                 report::verbose(verbose, &format!("{} test result row(s)", steps.len()));
                 report.tests = steps;
@@ -236,13 +252,14 @@ fn online(
 fn locked(
     client: &mut Client,
     connector: &Connector<'_>,
-    packed: &Packed,
+    packed: &mut Packed,
+    choice: SessionChoice,
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     report: &mut DeployReport,
     progress: &mut Progress,
     verbose: bool,
-    schema_found: &mut Option<String>,
+    session_ready: &mut bool,
 ) -> Result<(), Failure> {
     let info = connector.info;
     if verbose {
@@ -252,18 +269,34 @@ fn locked(
             .batch_execute("SET client_min_messages = 'log'")
             .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
     }
-    let schema = session::ensure_extension(client, &info.target_db, &info.user)?;
-    report::verbose(verbose, &format!("extension pgmi found in schema {schema}"));
-    *schema_found = Some(schema.clone());
-    let loaded = session::load_bundle(
-        client,
-        &schema,
-        &packed.bundle,
-        packed.server_max_file_kb,
-        &info.target_db,
-        &info.user,
-        verbose,
-    )?;
+    let (kind, why) = session::choose(client, choice, &info.target_db, &info.user)?;
+    eprintln!("Session: {} ({why})", kind.label());
+    report.session = Some(kind.label());
+    let loaded = match &kind {
+        Kind::Extension { schema } => {
+            let max_file_kb = packed.server_max_file_kb;
+            let bundle = packed.bundle()?;
+            report::verbose(verbose, &format!("bundle is {} bytes", bundle.len()));
+            session::load_bundle(
+                client,
+                schema,
+                bundle,
+                max_file_kb,
+                &info.target_db,
+                &info.user,
+                verbose,
+            )?
+        }
+        Kind::Portable => session::load_portable(
+            client,
+            &packed.project,
+            &packed.params,
+            &info.target_db,
+            &info.user,
+            verbose,
+        )?,
+    };
+    *session_ready = true;
     // Debug notices from here on: deploy.sql's own. (The load shows only its DEBUG1
     // timing line, not the upload table's housekeeping.)
     if verbose {

@@ -16,6 +16,7 @@
 use postgres::error::SqlState;
 use postgres::{Client, SimpleQueryMessage};
 
+use crate::cli::SessionChoice;
 use crate::copy_binary;
 use crate::exit::{Exit, Failure};
 use crate::ident::quote_ident;
@@ -84,27 +85,107 @@ pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure>
     Ok(())
 }
 
-/// Make sure the pgmi extension is installed; returns its schema, quoted.
-pub fn ensure_extension(client: &mut Client, db: &str, user: &str) -> Result<String, Failure> {
-    const FIND: &str = "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'";
-    let lookup = |client: &mut Client| {
-        scalar(client, FIND).map_err(|e| {
-            Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e)
-        })
-    };
-    let schema = match lookup(client)? {
-        Some(schema) => schema,
-        None => {
-            eprintln!("Installing extension pgmi");
-            client
-                .batch_execute("CREATE EXTENSION pgmi")
-                .map_err(|e| extension_failure(&e, db, user))?;
-            lookup(client)?.ok_or_else(|| {
-                Failure::new(Exit::General, "CREATE EXTENSION pgmi succeeded but the extension is not listed in pg_extension")
-            })?
+/// Which kind of session a deploy builds (`--session`, DESIGN.md "Two ways to build one
+/// session").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The extension's loader; its schema, quoted.
+    Extension { schema: String },
+    /// Built by the client (`portable.rs`).
+    Portable,
+}
+
+impl Kind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::Extension { .. } => "extension",
+            Kind::Portable => "portable",
         }
+    }
+}
+
+/// What the server says about the extension, in one round trip.
+struct Availability {
+    /// Its schema when it is installed in this database.
+    installed: Option<String>,
+    /// Its files are on the server (`pg_available_extensions`).
+    available: bool,
+    /// This role may run CREATE EXTENSION pgmi: a superuser, or CREATE on the database
+    /// when the control file says `trusted`.
+    creatable: bool,
+}
+
+fn availability(client: &mut Client) -> Result<Availability, Failure> {
+    const PROBE: &str = "SELECT \
+        (SELECT n.nspname FROM pg_catalog.pg_extension e \
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'), \
+        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = 'pgmi'), \
+        COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false) \
+        OR (COALESCE((SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
+                       JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
+                                                              AND a.default_version = v.version \
+                      WHERE v.name = 'pgmi'), false) \
+            AND pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))";
+    let rows = client
+        .simple_query(PROBE)
+        .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
+    let row = rows
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| Failure::new(Exit::General, "the extension probe returned no row"))?;
+    Ok(Availability {
+        installed: row.get(0).map(str::to_string),
+        available: row.get(1) == Some("t"),
+        creatable: row.get(2) == Some("t"),
+    })
+}
+
+/// Decide the session kind, installing the extension when that is the choice and it is
+/// missing. Returns the kind and, for the progress output, why.
+pub fn choose(
+    client: &mut Client,
+    choice: SessionChoice,
+    db: &str,
+    user: &str,
+) -> Result<(Kind, String), Failure> {
+    if choice == SessionChoice::Portable {
+        return Ok((Kind::Portable, "--session portable".into()));
+    }
+    let found = availability(client)?;
+    if let Some(schema) = found.installed {
+        let schema = quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))?;
+        let why = format!("the pgmi extension is installed in schema {schema}");
+        return Ok((Kind::Extension { schema }, why));
+    }
+    if found.available && found.creatable {
+        eprintln!("Installing extension pgmi");
+        client
+            .batch_execute("CREATE EXTENSION pgmi")
+            .map_err(|e| extension_failure(&e, db, user))?;
+        let schema = availability(client)?.installed.ok_or_else(|| {
+            Failure::new(
+                Exit::General,
+                "CREATE EXTENSION pgmi succeeded but the extension is not listed in pg_extension",
+            )
+        })?;
+        let schema = quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))?;
+        let why = format!("installed the pgmi extension in schema {schema}");
+        return Ok((Kind::Extension { schema }, why));
+    }
+    let why = if found.available {
+        format!("the pgmi extension is not installed in \"{db}\" and role \"{user}\" may not create it")
+    } else {
+        "the pgmi extension is not available on this server".to_string()
     };
-    quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))
+    if choice == SessionChoice::Extension {
+        return Err(Failure::config(format!("--session extension: {why}")).with_hint(format!(
+            "deploy with --session portable (needs only CONNECT and TEMPORARY), or have a superuser run, in database \"{db}\": CREATE EXTENSION pgmi;"
+        )));
+    }
+    Ok((Kind::Portable, why))
 }
 
 fn extension_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
@@ -251,6 +332,46 @@ fn load_in_transaction(
         .batch_execute("COMMIT")
         .map_err(|e| load_failure(&e))?;
     Ok(summary)
+}
+
+/// Build the portable session (`portable.rs`) from the validated project, in one
+/// transaction.
+pub fn load_portable(
+    client: &mut Client,
+    project: &pgmi_core::project::Project,
+    parameters: &[(String, String)],
+    db: &str,
+    user: &str,
+    verbose: bool,
+) -> Result<LoadSummary, Failure> {
+    let started = std::time::Instant::now();
+    // As for the extension (load_in_transaction): before the session's first temp table.
+    client
+        .batch_execute("SET temp_buffers = '128MB'")
+        .map_err(|e| portable_failure(&e, db, user))?;
+    let summary = crate::portable::load(client, project, parameters)
+        .map_err(|e| portable_failure(&e, db, user))?;
+    crate::report::verbose(
+        verbose,
+        &format!(
+            "portable session: {} files, {} bytes loaded in {:.1} ms",
+            summary.files,
+            summary.bytes,
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
+    Ok(summary)
+}
+
+fn portable_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
+    if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        return Failure::from_pg(Exit::General, "could not prepare the session", err).with_hint(
+            format!(
+                "the role needs the TEMPORARY privilege: GRANT TEMPORARY ON DATABASE \"{db}\" TO \"{user}\";"
+            ),
+        );
+    }
+    load_failure(err)
 }
 
 /// A loader error: bad input (classes 22, 23, 54: a file or parameter the extension

@@ -168,3 +168,50 @@ fn finalize_validates_keys_and_values() {
     ));
     assert_eq!(finalize(vec![]).unwrap(), vec![]);
 }
+
+#[test]
+fn looks_secret_matches_the_masked_words_anywhere_in_any_case() {
+    for key in [
+        "password",
+        "db_password",
+        "PGPASSWORD",
+        "passwd",
+        "admin_PassWd",
+        "secret",
+        "client_secret_id",
+        "token",
+        "API_TOKEN",
+        "key",
+        "api_key",
+        "KEYRING",
+        "credential",
+        "credentials",
+        "auth",
+        "oauth_url",
+        "Authorization",
+        "private",
+        "private_ssh",
+    ] {
+        assert!(looks_secret(key), "{key}");
+    }
+}
+
+#[test]
+fn looks_secret_rejects_plain_keys() {
+    for key in [
+        "",
+        "env",
+        "db_name",
+        "pass",
+        "user",
+        "schema",
+        "tok",
+        "ke_y",
+        "priv",
+        "app_version",
+    ] {
+        assert!(!looks_secret(key), "{key}");
+    }
+    // Only ASCII folding: a non-ASCII look-alike is not a match.
+    assert!(!looks_secret("\u{212A}ey"));
+}

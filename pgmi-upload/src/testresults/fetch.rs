@@ -1,4 +1,4 @@
-//! Reading `<schema>.pgmi_test_results()` at the end of a deploy (see the parent module
+//! Reading `pg_temp.pgmi_test_results()` at the end of a deploy (see the parent module
 //! for what the rows mean). Simple-query protocol, like every other statement of the
 //! session, so every value arrives as text and is parsed here; a row that does not parse
 //! fails the whole read, which the caller treats as "no results".
@@ -7,22 +7,20 @@ use postgres::{Client, SimpleQueryMessage};
 
 use super::{StepKind, TestStep};
 
-/// Read the results of this session's current load. `schema` is the extension's schema,
-/// already quoted (`session::ensure_extension`).
-pub fn fetch(client: &mut Client, schema: &str) -> Result<Vec<TestStep>, String> {
-    // Older extension versions have no such function: then there is nothing to report.
-    // The schema is looked up again rather than spliced into a string literal.
-    const EXISTS: &str = "SELECT pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname) || '.pgmi_test_results()') IS NOT NULL FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'";
+/// Read the results of this session's current load from `pg_temp.pgmi_test_results()`,
+/// which both session kinds define (the extension's keeps them in backend memory, the
+/// portable one in prepared statements; both survive rollbacks).
+pub fn fetch(client: &mut Client) -> Result<Vec<TestStep>, String> {
+    const EXISTS: &str =
+        "SELECT pg_catalog.to_regprocedure('pg_temp.pgmi_test_results()') IS NOT NULL";
     let exists = text_rows(client, EXISTS)?
         .first()
         .is_some_and(|row| row.first().and_then(Option::as_deref) == Some("t"));
     if !exists {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM {schema}.pgmi_test_results() ORDER BY suite, ordinal"
-    );
-    text_rows(client, &sql)?
+    const SQL: &str = "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal";
+    text_rows(client, SQL)?
         .iter()
         .map(|row| parse_row(row))
         .collect()

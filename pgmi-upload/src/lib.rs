@@ -1,0 +1,31 @@
+//! `pgmi-upload`: the thin pgmi client. It packs a project, hands it to the server in one of
+//! two session kinds — the `pgmi` extension's loader (one binary `COPY` of a bundle) or the
+//! portable session it builds itself (`portable`) — runs the project's `deploy.sql` unit by
+//! unit like psql, streams the server's notices, and exits with the reference's exit codes.
+//!
+//! The program is `main.rs`; this library exists so that the live-server tests build
+//! portable sessions with the very code the program uses (`portable::load`).
+
+// `Failure` carries the server's diagnostics (about 200 bytes). A deploy produces at most
+// one, at the end of the process, so boxing it would buy nothing measurable.
+#![allow(clippy::result_large_err)]
+
+pub mod cli;
+mod connect;
+mod conninfo;
+mod copy_binary;
+mod duration;
+mod execute;
+pub mod exit;
+mod ident;
+mod notice;
+mod prepare;
+mod redact;
+mod report;
+pub mod run;
+pub mod portable;
+pub mod session;
+mod testreport;
+mod testresults;
+mod uri;
+mod watchdog;

@@ -1,0 +1,131 @@
+//! The portable session: the session objects built by the client, for servers where the
+//! `pgmi` extension is not installed and cannot be (managed PostgreSQL). Needs only the
+//! `CONNECT` and `TEMPORARY` privileges.
+//!
+//! The client does what `pgmi_load` does in the server, with the same `pgmi-core` code
+//! (walk, validation, checksums, `<pgmi-meta>`, test directories, parameters), then creates
+//! the same objects from the same `sql/` files (`session.sql`, plus `session_portable.sql`
+//! where the extension session runs `session_extension.sql`) and fills them with binary
+//! COPY. The rows are [`rows`]; the constraints and statistics are the extension's
+//! (`session_constraints.sql`, the same ANALYZE). Everything happens in one transaction, so
+//! a failed load leaves the previous session (or none) as it was.
+//!
+//! Invariants: nothing is created outside `pg_temp`; user data travels only as COPY data;
+//! the only SQL text sent is the project's own `sql/` files and fixed statements.
+
+pub mod binary;
+pub mod rows;
+
+use std::io::Write;
+
+use pgmi_core::project::Project;
+use postgres::Client;
+
+use crate::session::LoadSummary;
+use rows::{Table, TABLES};
+
+pub const SESSION_SQL: &str = include_str!("../../../sql/session.sql");
+pub const SESSION_PORTABLE_SQL: &str = include_str!("../../../sql/session_portable.sql");
+pub const SESSION_CONSTRAINTS_SQL: &str = include_str!("../../../sql/session_constraints.sql");
+pub const SESSION_DROP_SQL: &str = include_str!("../../../sql/session_drop.sql");
+
+/// The extension's statistics statement (`pgmi-ext/src/session.rs`): only the columns
+/// scripts filter and join on. Run when the project has at least one file.
+pub const ANALYZE_SQL: &str = "ANALYZE pg_temp._pgmi_source (path, directory, extension, depth, is_sql_file), \
+     pg_temp._pgmi_source_metadata (path, id), pg_temp._pgmi_test_directory, \
+     pg_temp._pgmi_test_source (path, directory, is_fixture)";
+
+/// Every parameter becomes the session setting `pgmi.<key>` (as with the extension: it
+/// survives anything deploy.sql rolls back, yet a failed load reverts it).
+pub const SET_PARAMETERS_SQL: &str = "SELECT pg_catalog.set_config('pgmi.' OPERATOR(pg_catalog.||) p.key, p.value, false) FROM pg_temp._pgmi_parameter p";
+
+/// What the load reports, computed as the extension computes it.
+pub fn summary(project: &Project, parameters: &[(String, String)]) -> LoadSummary {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let bytes: usize = project.sources.iter().map(|s| s.content.len()).sum::<usize>()
+        + project
+            .test_sources
+            .iter()
+            .map(|t| t.content.len())
+            .sum::<usize>();
+    LoadSummary {
+        files: count(project.files_loaded),
+        sql_files: count(
+            project
+                .sources
+                .iter()
+                .filter(|s| s.path.is_sql_file())
+                .count(),
+        ),
+        test_files: count(project.test_sources.len()),
+        bytes: count(bytes),
+        parameters: count(parameters.len()),
+    }
+}
+
+/// Bytes buffered before each write to the COPY stream: large messages, bounded memory.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// Creates the session objects on `client` and fills them with `project` and `parameters`
+/// (already validated by `pgmi-core`), in one transaction that this function commits.
+pub fn load(
+    client: &mut Client,
+    project: &Project,
+    parameters: &[(String, String)],
+) -> Result<LoadSummary, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let exists = tx
+        .query_one(
+            "SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
+            &[],
+        )?
+        .get::<_, bool>(0);
+    if exists {
+        tx.batch_execute(SESSION_DROP_SQL)?;
+    }
+    tx.batch_execute(SESSION_SQL)?;
+    tx.batch_execute(SESSION_PORTABLE_SQL)?;
+    for table in TABLES {
+        if rows::row_count(table, project, parameters) > 0 {
+            copy_binary(&mut tx, table, project, parameters)?;
+        }
+    }
+    tx.batch_execute(SESSION_CONSTRAINTS_SQL)?;
+    if !parameters.is_empty() {
+        tx.batch_execute(SET_PARAMETERS_SQL)?;
+    }
+    if project.files_loaded > 0 {
+        tx.batch_execute(ANALYZE_SQL)?;
+    }
+    tx.commit()?;
+    Ok(summary(project, parameters))
+}
+
+fn copy_binary(
+    tx: &mut postgres::Transaction<'_>,
+    table: Table,
+    project: &Project,
+    parameters: &[(String, String)],
+) -> Result<(), postgres::Error> {
+    let mut writer = tx.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
+    let mut buf = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
+    binary::header(&mut buf);
+    // A write fails only once the connection is gone, and then finish() reports the
+    // server's (or the connection's) error; so the first failed write just stops writing.
+    let mut broken = false;
+    rows::each_row(table, project, parameters, |values| {
+        if broken {
+            return;
+        }
+        binary::row(&mut buf, values);
+        if buf.len() >= FLUSH_BYTES {
+            broken = writer.write_all(&buf).is_err();
+            buf.clear();
+        }
+    });
+    binary::trailer(&mut buf);
+    if !broken {
+        let _ = writer.write_all(&buf);
+    }
+    writer.finish().map(|_| ())
+}

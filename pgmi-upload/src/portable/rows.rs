@@ -1,0 +1,174 @@
+//! The rows of the five session tables, derived from a validated project: one model that
+//! both encoders read, binary COPY for the uploader ([`super::binary`]) and text COPY for
+//! psql scripts (`script.rs`), so the two ways of filling a portable session cannot drift.
+//!
+//! Every value is computed by `pgmi-core`, exactly as the extension's loader computes it
+//! (`pgmi-ext/src/session.rs`): the columns here are the columns it inserts, in the same
+//! order, and `size_bytes` is the UTF-8 length of the content.
+
+use pgmi_core::project::Project;
+
+/// One column value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Text(&'a str),
+    Null,
+    Int4(i32),
+    Int8(i64),
+    Bool(bool),
+    Uuid(&'a [u8; 16]),
+    TextArray(&'a [String]),
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(value: Option<&'a str>) -> Value<'a> {
+        value.map_or(Value::Null, Value::Text)
+    }
+}
+
+/// The five session tables, in the order they are filled (the extension's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Source,
+    Metadata,
+    TestDirectory,
+    TestSource,
+    Parameter,
+}
+
+pub const TABLES: [Table; 5] = [
+    Table::Source,
+    Table::Metadata,
+    Table::TestDirectory,
+    Table::TestSource,
+    Table::Parameter,
+];
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Source => "pg_temp._pgmi_source",
+            Table::Metadata => "pg_temp._pgmi_source_metadata",
+            Table::TestDirectory => "pg_temp._pgmi_test_directory",
+            Table::TestSource => "pg_temp._pgmi_test_source",
+            Table::Parameter => "pg_temp._pgmi_parameter",
+        }
+    }
+
+    /// The columns the rows fill, in row order (`_pgmi_parameter` keeps its defaults for
+    /// the rest, as with the extension).
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Source => &[
+                "path",
+                "name",
+                "directory",
+                "extension",
+                "depth",
+                "content",
+                "size_bytes",
+                "checksum",
+                "pgmi_checksum",
+                "path_parts",
+                "is_sql_file",
+                "is_test_file",
+                "parent_folder_name",
+            ],
+            Table::Metadata => &["path", "id", "idempotent", "sort_keys", "description"],
+            Table::TestDirectory => &["path", "parent_path", "depth"],
+            Table::TestSource => &["path", "directory", "filename", "content", "is_fixture"],
+            Table::Parameter => &["key", "value"],
+        }
+    }
+
+    /// `COPY <table> (<columns>) FROM STDIN [options]`.
+    pub fn copy_statement(self, options: &str) -> String {
+        let mut sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            self.name(),
+            self.columns().join(", ")
+        );
+        if !options.is_empty() {
+            sql.push(' ');
+            sql.push_str(options);
+        }
+        sql
+    }
+}
+
+/// Calls `row` for every row of `table`, in insert order.
+pub fn each_row<'a>(
+    table: Table,
+    project: &'a Project,
+    parameters: &'a [(String, String)],
+    mut row: impl FnMut(&[Value<'a>]),
+) {
+    match table {
+        Table::Source => {
+            for s in &project.sources {
+                row(&[
+                    Value::Text(&s.path.path),
+                    Value::Text(&s.path.name),
+                    Value::Text(&s.path.directory),
+                    Value::Text(&s.path.extension),
+                    Value::Int4(s.path.depth),
+                    Value::Text(&s.content),
+                    Value::Int8(s.size_bytes()),
+                    Value::Text(&s.checksum),
+                    Value::Text(&s.pgmi_checksum),
+                    Value::TextArray(&s.path.path_parts),
+                    Value::Bool(s.path.is_sql_file()),
+                    // false for every row a project can hold (pgmi-core routes test files
+                    // elsewhere), as the extension inserts it
+                    Value::Bool(false),
+                    s.path.parent_folder_name.as_deref().into(),
+                ]);
+            }
+        }
+        Table::Metadata => {
+            for s in &project.sources {
+                if let Some(m) = &s.metadata {
+                    row(&[
+                        Value::Text(&s.path.path),
+                        Value::Uuid(&m.id.0),
+                        Value::Bool(m.idempotent),
+                        Value::TextArray(&m.sort_keys),
+                        Value::Text(&m.description),
+                    ]);
+                }
+            }
+        }
+        Table::TestDirectory => {
+            for d in &project.test_directories {
+                row(&[
+                    Value::Text(&d.path),
+                    d.parent_path.as_deref().into(),
+                    Value::Int4(d.depth),
+                ]);
+            }
+        }
+        Table::TestSource => {
+            for t in &project.test_sources {
+                row(&[
+                    Value::Text(&t.path),
+                    Value::Text(&t.directory),
+                    Value::Text(&t.filename),
+                    Value::Text(&t.content),
+                    Value::Bool(t.is_fixture),
+                ]);
+            }
+        }
+        Table::Parameter => {
+            for (key, value) in parameters {
+                row(&[Value::Text(key), Value::Text(value)]);
+            }
+        }
+    }
+}
+
+/// Rows `table` gets from `project` and `parameters`.
+pub fn row_count(table: Table, project: &Project, parameters: &[(String, String)]) -> usize {
+    let mut n = 0;
+    each_row(table, project, parameters, |_| n += 1);
+    n
+}
