@@ -51,6 +51,10 @@ pub enum Command {
     /// Load a project into a session on the target database and run its deploy.sql
     #[command(after_help = DEPLOY_AFTER_HELP, disable_help_flag = true)]
     Deploy(DeployArgs),
+    /// Write one SQL script that deploys the project with psql alone:
+    /// psql -X -v ON_ERROR_STOP=1 -d DB -f SCRIPT
+    #[command(disable_help_flag = true)]
+    Bundle(BundleArgs),
     /// Print the version
     Version,
 }
@@ -119,6 +123,44 @@ pub struct DeployArgs {
     /// Show progress details, debug notices and elapsed time on each notice
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Project directory (contains deploy.sql)
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// Parameter written into the script (repeatable); keys that look secret (password,
+    /// secret, token, key, credential, auth, ...) are refused: use --param-var for them
+    #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
+    pub params: Vec<String>,
+
+    /// File of KEY=VALUE lines; later files override earlier ones, --param overrides all
+    /// (repeatable)
+    #[arg(long = "params-file", value_name = "PATH")]
+    pub params_files: Vec<PathBuf>,
+
+    /// Parameter KEY takes its value from psql variable VAR when the script runs
+    /// (psql -v VAR=...), so the value is never written into the file (repeatable)
+    #[arg(long = "param-var", value_name = "KEY=VAR")]
+    pub param_vars: Vec<String>,
+
+    /// Session the script builds: `portable` (plain SQL, any PostgreSQL 13+) or
+    /// `extension` (hands the bundle to the installed pgmi extension)
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = BundleSession::Portable)]
+    pub session: BundleSession,
+
+    /// Write the script to FILE instead of standard output
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `bundle --session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BundleSession {
+    Extension,
+    Portable,
 }
 
 /// `--session`.

@@ -57,6 +57,39 @@ fn param_failure(e: pgmi_core::params::ParamError) -> Failure {
     }
 }
 
+/// `--param-var KEY=VAR` values: the key follows the parameter rules (and is lower-cased),
+/// the psql variable name is letters, digits and underscores, and no key is given twice or
+/// also as a plain parameter.
+pub fn param_vars(
+    args: &[String],
+    params: &[(String, String)],
+) -> Result<Vec<crate::psql_script::ParamVar>, Failure> {
+    let mut out: Vec<crate::psql_script::ParamVar> = Vec::new();
+    for arg in args {
+        let (key, var) = arg.split_once('=').ok_or_else(|| {
+            Failure::config(format!("invalid --param-var {arg:?}: expected KEY=VAR"))
+        })?;
+        pgmi_core::params::validate_key(key).map_err(param_failure)?;
+        let key = key.to_ascii_lowercase();
+        if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Failure::config(format!(
+                "invalid --param-var {arg:?}: the psql variable name must be letters, digits and underscores"
+            )));
+        }
+        if params.iter().any(|(k, _)| *k == key) || out.iter().any(|v| v.key == key) {
+            return Err(Failure::config(format!(
+                "parameter \"{key}\" is given more than once"
+            ))
+            .with_hint("give each parameter once: as --param, in a --params-file, or as --param-var"));
+        }
+        out.push(crate::psql_script::ParamVar {
+            key,
+            var: var.to_string(),
+        });
+    }
+    Ok(out)
+}
+
 /// Scan limits; `PGMI_MAX_FILE_SIZE` (positive bytes) overrides the per-file cap.
 pub fn limits(env: EnvLookup<'_>) -> Result<Limits, Failure> {
     let mut limits = Limits::default();

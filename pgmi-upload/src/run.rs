@@ -15,13 +15,14 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use crate::cli::{Cli, Command, DeployArgs, SessionChoice};
+use crate::cli::{BundleArgs, BundleSession, Cli, Command, DeployArgs, SessionChoice};
 use crate::connect::Connector;
 use crate::conninfo::{self, ConnInfo};
 use crate::duration;
 use crate::execute::{self, Progress};
 use crate::exit::{Exit, Failure};
 use crate::prepare::{self, Packed};
+use crate::psql_script;
 use crate::redact::redact;
 use crate::report::{self, DeployReport, Style};
 use crate::session::{self, Kind};
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
             Exit::Success.code()
         }
         Command::Deploy(args) => deploy_command(&args).code(),
+        Command::Bundle(args) => bundle_command(&args).code(),
     }
 }
 
@@ -53,6 +55,84 @@ fn deploy_command(args: &DeployArgs) -> Exit {
     }
     let result = write_reports(&specs, report.as_ref(), result);
     finish(args, report.as_ref(), result)
+}
+
+/// `bundle`: the offline half of `deploy` (the same checks, exit codes and rewrite), written
+/// as a psql script instead of sent.
+fn bundle_command(args: &BundleArgs) -> Exit {
+    match write_bundle(args) {
+        Ok(()) => Exit::Success,
+        Err(failure) => {
+            eprint!("{}", report::error_block(&failure));
+            failure.exit
+        }
+    }
+}
+
+fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
+    let env = conninfo::process_env;
+    let pairs = prepare::collect_params(&args.params_files, &args.params)?;
+    let params = prepare::finalize_params(pairs)?;
+    if let Some((key, _)) = params
+        .iter()
+        .find(|(k, _)| pgmi_core::params::looks_secret(k))
+    {
+        return Err(Failure::config(format!(
+            "parameter \"{key}\" looks secret; pgmi-upload bundle does not write such values into a script in clear"
+        ))
+        .with_hint(format!(
+            "pass it when the script runs: --param-var {key}=VAR here, then psql -v VAR=<value> -f <script>"
+        )));
+    }
+    let param_vars = prepare::param_vars(&args.param_vars, &params)?;
+    let script = prepare::read_script(&args.path)?;
+    let limits = prepare::limits(&env)?;
+    let mut packed = prepare::pack(&args.path, &limits, params)?;
+    let rewritten = pgmi_core::macros::rewrite(&script);
+    let units = pgmi_core::split::split(&rewritten.text);
+    let project_name = args
+        .path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| args.path.display().to_string());
+    let text = {
+        let bundle = match args.session {
+            BundleSession::Extension => Some(packed.bundle()?.to_vec()),
+            BundleSession::Portable => None,
+        };
+        let session = match &bundle {
+            Some(bundle) => psql_script::Session::Extension { bundle },
+            None => psql_script::Session::Portable {
+                project: &packed.project,
+            },
+        };
+        psql_script::write(&psql_script::Parts {
+            session,
+            params: &packed.params,
+            param_vars: &param_vars,
+            units: &units,
+            files: packed.files,
+            project_name: &project_name,
+        })
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            Failure::new(Exit::General, format!("could not write {}: {e}", path.display()))
+        })?,
+        None => report::print_stdout(&text),
+    }
+    eprintln!(
+        "pgmi: wrote a deploy script ({} session): {} file(s), {} execution unit(s), {} test macro(s) rewritten",
+        match args.session {
+            BundleSession::Extension => "extension",
+            BundleSession::Portable => "portable",
+        },
+        packed.files,
+        units.len(),
+        rewritten.count
+    );
+    Ok(())
 }
 
 /// The summary line or the `--json` envelope, then the error block; the exit code.

@@ -131,6 +131,110 @@ impl Drop for TestDb {
     }
 }
 
+/// The two ways to build a session (DESIGN.md); tests of the session contract, of
+/// `pgmi_test` and of the deploy flow run against both through [`both_kinds!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `pgmi_load()` of the extension, installed in the test database.
+    Extension,
+    /// Built by the client (`pgmi_upload::portable`); the database has no extension.
+    Portable,
+}
+
+impl Kind {
+    /// The `--session` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Kind::Extension => "extension",
+            Kind::Portable => "portable",
+        }
+    }
+
+    /// A fresh database for this kind: with the extension installed, or without it.
+    pub fn db(self, label: &str) -> TestDb {
+        match self {
+            Kind::Extension => TestDb::new(label),
+            Kind::Portable => TestDb::empty(label),
+        }
+    }
+
+    /// Loads `files` (paths relative to the project root, as in a bundle) into a session on
+    /// `client`; panics on failure.
+    pub fn load(self, client: &mut Client, files: &[(&str, &[u8])]) {
+        self.load_with_params(client, files, &[]);
+    }
+
+    pub fn load_with_params(
+        self,
+        client: &mut Client,
+        files: &[(&str, &[u8])],
+        params: &[(&str, &str)],
+    ) {
+        self.try_load(client, files, params)
+            .unwrap_or_else(|e| panic!("{} load failed: {e}", self.flag()));
+    }
+
+    /// Loads `files`; the error as text (the server's message, or pgmi-core's).
+    pub fn try_load(
+        self,
+        client: &mut Client,
+        files: &[(&str, &[u8])],
+        params: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let raw: Vec<pgmi_core::project::RawFile> = files
+            .iter()
+            .map(|(p, b)| pgmi_core::project::RawFile {
+                path: (*p).to_string(),
+                bytes: b.to_vec(),
+            })
+            .collect();
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        let text = |e: postgres::Error| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        match self {
+            Kind::Extension => {
+                let bundle = pgmi_core::bundle::write(&raw, &params).map_err(|e| e.to_string())?;
+                client
+                    .query("SELECT * FROM pgmi_load($1)", &[&bundle])
+                    .map(|_| ())
+                    .map_err(text)
+            }
+            Kind::Portable => {
+                let project = pgmi_core::project::build(raw).map_err(|e| e.to_string())?;
+                let params = pgmi_core::params::finalize(params).map_err(|e| e.to_string())?;
+                pgmi_upload::portable::load(client, &project, &params)
+                    .map(|_| ())
+                    .map_err(text)
+            }
+        }
+    }
+}
+
+/// Runs each named `fn(Kind)` once per session kind: `both_kinds!(a, b)` makes the tests
+/// `extension::a`, `portable::a`, `extension::b`, `portable::b`.
+#[macro_export]
+macro_rules! both_kinds {
+    ($($name:ident),* $(,)?) => {
+        mod extension {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Kind::Extension)
+            })*
+        }
+        mod portable {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Kind::Portable)
+            })*
+        }
+    };
+}
+
 /// A project directory on disk.
 pub struct Project {
     dir: tempfile::TempDir,
@@ -230,6 +334,20 @@ pub fn deploy(project: &Project, db: &str, extra: &[&str]) -> Run {
     let mut args = vec!["deploy", path, "-d", db];
     args.extend_from_slice(extra);
     pgmi_upload(&args, &[])
+}
+
+/// `pgmi-upload deploy <project> -d <db> --session <kind> <extra>`.
+pub fn deploy_as(kind: Kind, project: &Project, db: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--session", kind.flag()];
+    args.extend_from_slice(extra);
+    deploy(project, db, &args)
+}
+
+/// Like [`deploy_as`] but asserts success and returns the run.
+pub fn deploy_ok_as(kind: Kind, project: &Project, db: &str, extra: &[&str]) -> Run {
+    let run = deploy_as(kind, project, db, extra);
+    assert_eq!(run.code, 0, "{} deploy failed:\n{}", kind.flag(), run.stderr);
+    run
 }
 
 /// Like [`deploy`] but asserts success and returns the run.
