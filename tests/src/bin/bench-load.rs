@@ -2,7 +2,12 @@
 //! session takes, as a ratio to a plain binary COPY of the same bytes into a temporary
 //! table, measured in the same run on the same server; plus the backend's peak memory.
 //!
-//! Run through `scripts/bench-load.sh` (release build of the extension). Prints a table.
+//! Both session kinds are measured: `extension` (upload the bundle, `pgmi_load` unpacks and
+//! parses it in the server) and `portable` (`pgmi_upload::portable::load`: the client sends
+//! the session SQL and the rows pgmi-core derived, by binary COPY; the client's parsing is
+//! the `pack` column, done before connecting in both kinds).
+//!
+//! Run through `scripts/bench.sh` (release build of the extension). Prints a table.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -193,14 +198,17 @@ fn main() {
     let db = TestDb::new("bench_load");
     println!("pgmi load benchmark: median of {ROUNDS} rounds each, same server, same run");
     println!(
-        "{:>6} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>10} {:>10}",
+        "{:>6} {:>6} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9}",
         "files",
         "MB",
         "COPY ms",
         "pack ms",
-        "load ms",
+        "ext ms",
         "ratio",
-        "peak MiB",
+        "port ms",
+        "ratio",
+        "ext MiB",
+        "port MiB",
         "COPY MiB",
         "bundle KB"
     );
@@ -211,17 +219,20 @@ fn main() {
         // Client side: what pgmi-upload does before connecting (validate, checksum, pack).
         let mut packs = Vec::new();
         let mut bundle = Vec::new();
+        let mut built = None;
         for _ in 0..ROUNDS {
             let start = Instant::now();
-            pgmi_core::project::build(raw.clone()).expect("valid project");
+            built = Some(pgmi_core::project::build(raw.clone()).expect("valid project"));
             bundle = pgmi_core::bundle::write(&raw, &[]).expect("bundle");
             packs.push(start.elapsed());
         }
+        let built = built.expect("at least one round");
 
         let phases: Phases = Arc::default();
         let mut copies = Vec::new();
         let mut loads = Vec::new();
-        let (mut copy_peak, mut load_peak) = (0f64, 0f64);
+        let mut portables = Vec::new();
+        let (mut copy_peak, mut load_peak, mut portable_peak) = (0f64, 0f64, 0f64);
         for _ in 0..ROUNDS {
             // Fresh backends, so VmHWM is this operation's peak.
             // Both sides get the temp_buffers pgmi-upload sets, so neither spills to disk.
@@ -235,17 +246,28 @@ fn main() {
                 .expect("temp_buffers");
             loads.push(load(&mut c, &bundle));
             load_peak = load_peak.max(backend_peak_mib(&mut c));
+            let mut c = db.client();
+            c.batch_execute("SET temp_buffers = '128MB'")
+                .expect("temp_buffers");
+            let start = Instant::now();
+            pgmi_upload::portable::load(&mut c, &built, &[]).expect("portable load");
+            portables.push(start.elapsed());
+            portable_peak = portable_peak.max(backend_peak_mib(&mut c));
         }
         let (copy, load_time, pack) = (median(copies), median(loads), median(packs));
+        let portable = median(portables);
         println!(
-            "{:>6} {:>9.1} {:>9.1} {:>11.1} {:>9.1} {:>8.2} {:>10.1} {:>10.1} {:>10}",
+            "{:>6} {:>6.1} {:>8.1} {:>8.1} {:>9.1} {:>6.2} {:>9.1} {:>6.2} {:>9.1} {:>9.1} {:>9.1} {:>9}",
             files,
             bytes as f64 / 1e6,
             ms(copy),
             ms(pack),
             ms(load_time),
             ms(load_time) / ms(copy),
+            ms(portable),
+            ms(portable) / ms(copy),
             load_peak,
+            portable_peak,
             copy_peak,
             bundle.len() / 1024
         );
@@ -258,7 +280,8 @@ fn main() {
             );
         }
     }
-    println!("ratio = load / COPY, where load = upload + unpack + checksums + metadata + inserts + ANALYZE");
+    println!("ratio = load / COPY; ext = upload + unpack + checksums + metadata + inserts + ANALYZE in the server;");
+    println!("port = session SQL + binary COPY of the rows + constraints + ANALYZE (portable session)");
     println!("(pack = the client's offline validation and bundling, not part of the ratio)");
     drop(db);
 }

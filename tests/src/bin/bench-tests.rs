@@ -3,12 +3,13 @@
 //! in the same run on the same connection.
 //!
 //! 1,000 trivial tests (`SELECT 1`) in 50 directories, each directory with a fixture. Run
-//! through `scripts/bench-tests.sh` (release build of the extension). Prints a table.
+//! through `scripts/bench.sh` (release build of the extension), once per session kind
+//! (the extension's procedure, the portable session's PL/pgSQL one). Prints a table.
 
 use std::time::{Duration, Instant};
 
 use pgmi_core::project::RawFile;
-use pgmi_tests::{Client, TestDb};
+use pgmi_tests::{Client, Kind};
 
 const ROUNDS: usize = 7;
 const DIRECTORIES: usize = 50;
@@ -45,8 +46,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let tests = DIRECTORIES * TESTS_PER_DIRECTORY;
-    let db = TestDb::new("bench_tests");
-    let bundle = pgmi_core::bundle::write(&project(), &[]).expect("bundle");
+    println!("pgmi_test benchmark: {tests} tests (SELECT 1) in {DIRECTORIES} directories with fixtures; median of {ROUNDS}");
+    println!(
+        "{:<11} {:<44} {:>10} {:>22}",
+        "session", "case", "total ms", "overhead per test µs"
+    );
+    for kind in [Kind::Extension, Kind::Portable] {
+        run(kind, tests);
+    }
+}
+
+fn run(kind: Kind, tests: usize) {
+    let db = kind.db("bench_tests");
     // Notices are received and counted, as pgmi-upload prints them.
     let notices = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = notices.clone();
@@ -56,8 +67,12 @@ fn main() {
         })
         .connect(postgres::NoTls)
         .expect("connect");
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
-        .expect("pgmi_load");
+    let files = project();
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.bytes.as_slice()))
+        .collect();
+    kind.load(&mut c, &files);
     c.batch_execute(
         "CREATE FUNCTION pg_temp.noop(e pg_temp.pgmi_test_event) RETURNS void LANGUAGE sql AS ''",
     )
@@ -68,12 +83,12 @@ fn main() {
     let cases = [
         ("plain PL/pgSQL loop (baseline)", baseline_sql.as_str()),
         (
-            "CALL pgmi_test() (default callback, notices)",
-            "CALL pgmi_test()",
+            "CALL pg_temp.pgmi_test() (default callback)",
+            "CALL pg_temp.pgmi_test()",
         ),
         (
-            "CALL pgmi_test(NULL, 'pg_temp.noop')",
-            "CALL pgmi_test(NULL, 'pg_temp.noop')",
+            "CALL pg_temp.pgmi_test(NULL, 'pg_temp.noop')",
+            "CALL pg_temp.pgmi_test(NULL, 'pg_temp.noop')",
         ),
     ];
     let mut results = Vec::new();
@@ -83,22 +98,19 @@ fn main() {
         results.push((name, median(runs)));
     }
     let baseline = results[0].1;
-    println!("pgmi_test benchmark: {tests} tests (SELECT 1) in {DIRECTORIES} directories with fixtures; median of {ROUNDS}");
-    println!(
-        "{:<48} {:>10} {:>22}",
-        "case", "total ms", "overhead per test µs"
-    );
     for (name, total) in &results {
         let overhead = (total.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / tests as f64;
         println!(
-            "{:<48} {:>10.1} {:>22.1}",
+            "{:<11} {:<44} {:>10.1} {:>22.1}",
+            kind.flag(),
             name,
             total.as_secs_f64() * 1e3,
             overhead
         );
     }
     println!(
-        "notices received: {} (the default callback's NOTICE lines over all runs)",
+        "{:<11} notices received: {} (the default callback's NOTICE lines over all runs)",
+        kind.flag(),
         notices.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
