@@ -164,7 +164,10 @@ BEGIN
             OPERATOR(pg_catalog.||) p_ordinal,
         p_suite, p_ordinal, p_step_type, p_path, p_directory, NOT v_failed, v_us,
         v_state, v_message, v_detail);
-    IF v_failed THEN
+    IF v_failed AND v_detail IS NULL THEN
+        -- RAISE refuses a NULL option, so a missing DETAIL needs its own statement
+        RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state;
+    ELSIF v_failed THEN
         RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state, DETAIL = v_detail;
     END IF;
 END

@@ -1,7 +1,25 @@
 //! `pgmi-upload bundle`: scripts run through the real `psql` perform the same deploy as
 //! `pgmi-upload deploy`, in both session kinds.
 
-use pgmi_tests::{both_kinds, deploy_ok_as, pgmi_upload, psql, Kind, Project, Run, TestDb};
+use std::process::Command;
+
+use pgmi_tests::{both_kinds, deploy_ok_as, pgmi_upload, Kind, Project, Run, TestDb};
+
+/// Runs the real `psql -X -q -d <database> <args>` against the test server (the harness's
+/// `PGHOST`/`PGPORT`/`PGUSER` defaults, as `pgmi_upload` uses them).
+fn psql(database: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-q", "-d", database]).args(args);
+    if std::env::var_os("PGHOST").is_none() {
+        cmd.env("PGHOST", "/var/run/postgresql");
+    }
+    let out = cmd.output().expect("run psql");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
 
 /// Writes the bundle script of `project` (`--session <kind>` plus `extra`) into a temp
 /// directory of its own (inside the project it would become a project file next time);
@@ -106,11 +124,6 @@ fn script_deploys_like_the_uploader(kind: Kind) {
     assert!(!text.contains("s3cret"));
     let ran = run_script(&via_psql, &script, &["PW=s3cret"]);
     assert_eq!(ran.code, 0, "psql failed:\n{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("[pgmi] Test: ./__test__/test_one.sql"),
-        "{}",
-        ran.stderr
-    );
     for query in [
         "SELECT execution_order::text, path, checksum, generic_id::text, sort_key FROM plan ORDER BY 1",
         "SELECT key, value FROM params ORDER BY key",
