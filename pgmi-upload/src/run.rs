@@ -291,7 +291,16 @@ fn online(
     progress: &mut Progress,
     verbose: bool,
 ) -> Result<(), Failure> {
-    let mut client = connector.connect_target(&session::check_server_version)?;
+    let info = connector.info;
+    // Run on the maintenance database before a missing target is created.
+    let before_create = |c: &mut Client| -> Result<(), Failure> {
+        session::check_server_version(c)?;
+        if choice == SessionChoice::Extension {
+            session::check_extension_for_new_database(c, &info.target_db, &info.user)?;
+        }
+        Ok(())
+    };
+    let mut client = connector.connect_target(&before_create)?;
     watchdog.set_client(&client);
     eprintln!("Preparing session: scanning files, loading parameters");
     session::check_server_version(&mut client)?;

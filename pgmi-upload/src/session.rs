@@ -143,6 +143,38 @@ fn availability(client: &mut Client) -> Result<Availability, Failure> {
     })
 }
 
+/// `--session extension` and the target database does not exist yet: before creating it,
+/// make sure the extension could be installed there, so that exit 10 still means nothing
+/// was changed. The creator owns the new database, so it has `CREATE` on it: the extension
+/// is creatable when its files are on the server and the role is a superuser or the
+/// extension is trusted. Runs on the maintenance database.
+pub fn check_extension_for_new_database(
+    client: &mut Client,
+    db: &str,
+    user: &str,
+) -> Result<(), Failure> {
+    const PROBE: &str = "SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false) \
+        OR COALESCE((SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
+                      JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
+                                                             AND a.default_version = v.version \
+                     WHERE v.name = 'pgmi'), false), \
+        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = 'pgmi')";
+    let rows = client
+        .simple_query(PROBE)
+        .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
+    let row = rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some((row.get(0) == Some("t"), row.get(1) == Some("t"))),
+        _ => None,
+    });
+    match row {
+        Some((true, true)) => Ok(()),
+        _ => Err(Failure::config(format!(
+            "--session extension: the pgmi extension could not be installed in the new database \"{db}\" by role \"{user}\""
+        ))
+        .with_hint("deploy with --session portable (needs only CONNECT and TEMPORARY), or install the extension's files on the server")),
+    }
+}
+
 /// Decide the session kind, installing the extension when that is the choice and it is
 /// missing. Returns the kind and, for the progress output, why.
 pub fn choose(
