@@ -7,8 +7,9 @@ DROP VIEW IF EXISTS pg_temp.pgmi_plan_view, pg_temp.pgmi_source_metadata_view,
     pg_temp.pgmi_parameter_view, pg_temp.pgmi_source_view;
 DROP PROCEDURE IF EXISTS pg_temp.pgmi_test(text, text);
 DROP FUNCTION IF EXISTS pg_temp.pgmi_test_results();
--- The portable session's internal helpers (sql/session_portable.sql): only where they exist,
--- since a session of the other kind has none, and IF EXISTS would say so in a notice.
+-- The portable session's internal helpers and their row type (sql/session_portable.sql):
+-- only where they exist, since a session of the other kind has none, and IF EXISTS would
+-- say so in a notice.
 DO $pgmi$
 DECLARE
     v_routine regprocedure;
@@ -17,11 +18,16 @@ BEGIN
         SELECT p FROM pg_catalog.unnest(ARRAY[
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_section(text[], text[], text[], int[], int, text, int)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_script(int, int, text, text, text)'),
-            pg_catalog.to_regprocedure('pg_temp._pgmi_test_emit(text, text, text, text, int, int)')]) p
+            pg_catalog.to_regprocedure('pg_temp._pgmi_test_emit(text, text, text, text, int, int)'),
+            pg_catalog.to_regprocedure('pg_temp._pgmi_test_micros(timestamptz)'),
+            pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])')]) p
          WHERE p IS NOT NULL)
     LOOP
         EXECUTE 'DROP FUNCTION ' || v_routine::text;
     END LOOP;
+    IF pg_catalog.to_regtype('pg_temp._pgmi_test_result') IS NOT NULL THEN
+        DROP TYPE pg_temp._pgmi_test_result;
+    END IF;
 END
 $pgmi$;
 DROP FUNCTION IF EXISTS pg_temp.pgmi_test_generate(text, text),
