@@ -228,8 +228,14 @@ fn non_superuser_installs_the_trusted_extension() {
         ("PGUSER", role.as_str()),
     ];
 
-    let denied = pgmi_upload(&["deploy", path, "-d", &db.name], &env);
+    // Without CREATE on the database, `--session extension` is refused (auto would fall
+    // back to the portable session, which tests/tests/portable.rs covers).
+    let denied = pgmi_upload(
+        &["deploy", path, "-d", &db.name, "--session", "extension"],
+        &env,
+    );
     assert_eq!(denied.code, 10, "{}", denied.stderr);
+    assert!(denied.stderr.contains("--session portable"), "{}", denied.stderr);
     assert!(
         denied.stderr.contains("CREATE EXTENSION pgmi"),
         "{}",
