@@ -7,9 +7,9 @@ DROP VIEW IF EXISTS pg_temp.pgmi_plan_view, pg_temp.pgmi_source_metadata_view,
     pg_temp.pgmi_parameter_view, pg_temp.pgmi_source_view;
 DROP PROCEDURE IF EXISTS pg_temp.pgmi_test(text, text);
 DROP FUNCTION IF EXISTS pg_temp.pgmi_test_results();
--- The portable session's internal helpers and their row type (sql/session_portable.sql):
--- only where they exist, since a session of the other kind has none, and IF EXISTS would
--- say so in a notice.
+-- Each kind's internal helpers (sql/session_portable.sql, sql/session_extension.sql): only
+-- where they exist, since a session of the other kind has none, and IF EXISTS would say so
+-- in a notice.
 DO $pgmi$
 DECLARE
     v_routine regprocedure;
@@ -20,6 +20,7 @@ BEGIN
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_script(int, int, text, text, text)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_emit(text, text, text, text, int, int)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_micros(timestamptz)'),
+            pg_catalog.to_regprocedure('pg_temp._pgmi_test_capture(text)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])')]) p
          WHERE p IS NOT NULL)
     LOOP

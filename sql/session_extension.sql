@@ -1,7 +1,7 @@
 -- The session objects that call the extension: run by pgmi_load() right after session.sql.
 -- @extschema@ is replaced by the extension's schema (quoted) when the session is created.
--- sql/session_portable.sql defines the same three routines, with the same signatures, for
--- sessions built without the extension.
+-- sql/session_portable.sql defines the same three public routines, with the same
+-- signatures, for sessions built without the extension.
 
 -- The plan is computed by the extension (pgmi-core's testplan module): one implementation
 -- for pgmi_test(), this function and pgmi_test_generate().
@@ -16,13 +16,55 @@ $fn$;
 COMMENT ON FUNCTION pg_temp.pgmi_test_plan(text) IS
     'The ordered test plan: fixture, test and teardown steps of every test directory holding tests that match p_pattern (a POSIX regex on the test path; NULL = all).';
 
+-- Runs one test or fixture script for the extension's pgmi_test and returns how it failed
+-- (all NULL when it passed). Caught here, in PL/pgSQL, because PostgreSQL hands the
+-- extension only SQLSTATEs it knows by name: a test that raises its own code ('PG123')
+-- would otherwise be reported as XX000. The block is a subtransaction that commits on
+-- success, so a fixture's effects stay for the tests below it. No pinned search_path: the
+-- script is the user's and resolves names as the caller's session does.
+CREATE FUNCTION pg_temp._pgmi_test_capture(p_content text, OUT state text,
+                                           OUT message text, OUT detail text)
+    LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    EXECUTE p_content;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE,
+                            message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL;
+END
+$fn$;
+
 -- The qualified name every session has, so that CALL pg_temp.pgmi_test() works whatever the
 -- search_path (PostgreSQL never looks up routines in pg_temp unqualified). No pinned
--- search_path: the callback name resolves as in the caller's session.
+-- search_path: the callback name resolves as in the caller's session. A failure whose
+-- SQLSTATE the extension could only raise as XX000 is raised again here with the test's
+-- own SQLSTATE, which the failed step's result row holds.
 CREATE PROCEDURE pg_temp.pgmi_test(p_pattern text DEFAULT NULL, p_callback text DEFAULT NULL)
-    LANGUAGE sql
+    LANGUAGE plpgsql
 AS $fn$
-    CALL @extschema@.pgmi_test(p_pattern, p_callback)
+DECLARE
+    v_message text;
+    v_detail  text;
+    v_real    text;
+BEGIN
+    CALL @extschema@.pgmi_test(p_pattern, p_callback);
+EXCEPTION WHEN SQLSTATE 'XX000' THEN
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+    SELECT r.sqlstate INTO v_real
+      FROM @extschema@.pgmi_test_results() r
+     WHERE NOT r.passed AND r.message OPERATOR(pg_catalog.=) v_message
+     ORDER BY r.suite DESC, r.ordinal DESC
+     LIMIT 1;
+    IF v_real IS NULL OR v_real OPERATOR(pg_catalog.=) 'XX000' THEN
+        RAISE;
+    END IF;
+    -- a test failure carries no HINT; RAISE refuses NULL options, hence two forms
+    IF v_detail OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_real;
+    END IF;
+    RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_real, DETAIL = v_detail;
+END
 $fn$;
 COMMENT ON PROCEDURE pg_temp.pgmi_test(text, text) IS
     'Runs the session''s tests, each in a rolled-back subtransaction; raises the first failure. Works in autocommit, in transactions, in DO blocks and functions.';

@@ -439,12 +439,28 @@ fn run_script(
     let path = step.script_path.clone().unwrap_or_default();
     let content = contents.get(&path).map_or("", String::as_str);
     let started = Instant::now();
-    let outcome: Result<(), (PgSqlErrorCode, String, Option<String>)> =
+    // (raw SQLSTATE, message, detail) of a failure. The script runs inside
+    // pg_temp._pgmi_test_capture (sql/session_extension.sql), which hands back the SQLSTATE
+    // as text: pgrx only knows PostgreSQL's named codes and turns any other into XX000.
+    // Errors PL/pgSQL cannot catch (a query cancel) still arrive here as errors.
+    let outcome: Result<(), (String, String, Option<String>)> =
         PgTryBuilder::new(AssertUnwindSafe(|| {
-            match client.update(content, None, &[]) {
-                Ok(_) => Ok(()),
+            let captured = client
+                .update(
+                    "SELECT c.state, c.message, c.detail FROM pg_temp._pgmi_test_capture($1) c",
+                    None,
+                    &[content.into()],
+                )
+                .and_then(|t| t.first().get_three::<String, String, String>());
+            match captured {
+                Ok((None, ..)) => Ok(()),
+                Ok((Some(state), message, detail)) => Err((
+                    state,
+                    message.unwrap_or_default(),
+                    detail.filter(|d| !d.is_empty()),
+                )),
                 Err(e) => Err((
-                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    sqlstate(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
                     e.to_string(),
                     None,
                 )),
@@ -454,7 +470,7 @@ fn run_script(
             CaughtError::PostgresError(r)
             | CaughtError::ErrorReport(r)
             | CaughtError::RustPanic { ereport: r, .. } => Err((
-                r.sql_error_code(),
+                sqlstate(r.sql_error_code()),
                 r.message().to_string(),
                 r.detail().map(str::to_string),
             )),
@@ -471,16 +487,33 @@ fn run_script(
             directory: step.directory.clone(),
             passed: failure.is_none(),
             duration_us,
-            sqlstate: failure.as_ref().map(|(code, ..)| sqlstate(*code)),
+            sqlstate: failure.as_ref().map(|(state, ..)| state.clone()),
             message: failure
                 .as_ref()
                 .map(|(_, m, _)| format!("Failed in {path}: {m}")),
             detail: failure.as_ref().and_then(|(.., d)| d.clone()),
         })
     });
-    if let Some((code, message, detail)) = failure {
-        raise(code, format!("Failed in {path}: {message}"), detail, None);
+    if let Some((state, message, detail)) = failure {
+        // A code pgrx does not know by name goes out as XX000; pg_temp.pgmi_test raises it
+        // again with the code the result row keeps.
+        raise(
+            error_code(&state),
+            format!("Failed in {path}: {message}"),
+            detail,
+            None,
+        );
     }
+}
+
+/// The pgrx error code of a five-character SQLSTATE (XX000 for codes it has no name for).
+fn error_code(state: &str) -> PgSqlErrorCode {
+    let mut n: i32 = 0;
+    for (i, b) in state.bytes().take(5).enumerate() {
+        // MAKE_SQLSTATE: 6 bits per character, offset from '0', first character lowest.
+        n |= (i32::from(b.wrapping_sub(b'0')) & 0x3F) << (6 * i);
+    }
+    PgSqlErrorCode::from(n)
 }
 
 /// The five-character SQLSTATE of a pgrx error code.

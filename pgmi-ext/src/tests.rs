@@ -62,7 +62,16 @@ fn session_objects_are_exactly_the_contract() {
         count("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'"),
         5
     );
-    assert_eq!(count("SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"), 9);
+    // the reference's nine, pg_temp.pgmi_test and pgmi_test_results ...
+    assert_eq!(
+        count("SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema() AND proname LIKE 'pgmi\\_%'"),
+        11
+    );
+    // ... and the extension session's one internal helper, _pgmi_test_capture
+    assert_eq!(
+        count("SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema() AND proname LIKE '\\_pgmi\\_%'"),
+        1
+    );
 }
 
 #[pg_test]
