@@ -335,6 +335,9 @@ DECLARE
     v_last    int;
     v_pos     int := 1;
     v_suite   int;
+    v_state   text;
+    v_message text;
+    v_detail  text;
 BEGIN
     -- The callback: the reference's name rule, then resolved as the caller's session would.
     IF v_name !~ '^[a-zA-Z_][a-zA-Z0-9_]*([.][a-zA-Z_][a-zA-Z0-9_]*)?$' THEN
@@ -380,21 +383,42 @@ BEGIN
     EXECUTE pg_catalog.format('PREPARE %I AS SELECT %s', '_pgmi_suite_' OPERATOR(pg_catalog.||) v_suite, v_suite);
 
     v_last := pg_catalog.cardinality(v_type);
-    PERFORM pg_temp._pgmi_test_emit(v_cb, 'suite_start', NULL, '', 0, 0);
-    WHILE v_pos <= v_last LOOP
-        IF v_type[v_pos] = 'teardown' THEN
-            -- a tree root with no fixtures or tests of its own
-            PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_start', NULL, v_dir[v_pos],
-                                            v_depth[v_pos], v_pos);
-            PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_end', NULL, v_dir[v_pos],
-                                            v_depth[v_pos], v_pos);
-            v_pos := v_pos + 1;
-        ELSE
-            v_pos := pg_temp._pgmi_test_section(v_type, v_path, v_dir, v_depth, v_pos, v_cb,
-                                                v_suite);
+    BEGIN
+        PERFORM pg_temp._pgmi_test_emit(v_cb, 'suite_start', NULL, '', 0, 0);
+        WHILE v_pos <= v_last LOOP
+            IF v_type[v_pos] = 'teardown' THEN
+                -- a tree root with no fixtures or tests of its own
+                PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_start', NULL, v_dir[v_pos],
+                                                v_depth[v_pos], v_pos);
+                PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_end', NULL, v_dir[v_pos],
+                                                v_depth[v_pos], v_pos);
+                v_pos := v_pos + 1;
+            ELSE
+                v_pos := pg_temp._pgmi_test_section(v_type, v_path, v_dir, v_depth, v_pos,
+                                                    v_cb, v_suite);
+            END IF;
+        END LOOP;
+        PERFORM pg_temp._pgmi_test_emit(v_cb, 'suite_end', NULL, '', 0, v_last);
+    EXCEPTION WHEN OTHERS THEN
+        -- A failed fixture or test (its result row says so) is raised again from here, with
+        -- the same message, SQLSTATE and DETAIL, so that its CONTEXT is this one line, as
+        -- with the extension, instead of one line per helper and nested directory the error
+        -- passed through. Any other error (a callback's) keeps its own CONTEXT.
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE,
+                                v_message = MESSAGE_TEXT,
+                                v_detail = PG_EXCEPTION_DETAIL;
+        IF NOT EXISTS (SELECT FROM pg_temp.pgmi_test_results() r
+                        WHERE r.suite OPERATOR(pg_catalog.=) v_suite AND NOT r.passed
+                          AND r.sqlstate OPERATOR(pg_catalog.=) v_state
+                          AND r.message OPERATOR(pg_catalog.=) v_message) THEN
+            RAISE;
         END IF;
-    END LOOP;
-    PERFORM pg_temp._pgmi_test_emit(v_cb, 'suite_end', NULL, '', 0, v_last);
+        IF v_detail OPERATOR(pg_catalog.=) '' THEN
+            -- RAISE refuses a NULL option, so a missing DETAIL needs its own statement
+            RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state;
+        END IF;
+        RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state, DETAIL = v_detail;
+    END;
 END
 $fn$;
 COMMENT ON PROCEDURE pg_temp.pgmi_test(text, text) IS

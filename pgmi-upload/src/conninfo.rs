@@ -324,7 +324,7 @@ mod tests {
         let argv = ["pgmi-upload", "deploy", "."].iter().chain(extra).copied();
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Deploy(a) => a,
-            Command::Version => unreachable!(),
+            Command::Bundle(_) | Command::Version => unreachable!("parsed a deploy command"),
         }
     }
 

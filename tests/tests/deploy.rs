@@ -1,12 +1,21 @@
 //! `pgmi-upload deploy` end to end: exit codes, offline validation, parameters, the
 //! atomic-head/psql-tail execution model and the deploy lock (pgmi-session-api.md §2, §5,
-//! §7; acceptance checks 4, 11–14, 16, 55–60, 64, 65).
+//! §7; acceptance checks 4, 11–14, 16, 55–60, 64, 65), with both session kinds.
 
-use pgmi_tests::{connect, deploy, deploy_ok, pgmi_upload, Project, TestDb};
+use pgmi_tests::{
+    both_kinds, connect, deploy_as, deploy_ok_as, pgmi_upload, Kind, Project, Run, TestDb,
+};
 
 fn exists(db: &TestDb, relation: &str) -> bool {
     db.text(&format!("SELECT to_regclass('{relation}')::text"))
         .is_some()
+}
+
+/// `pgmi-upload deploy <path> -d <db> --session <kind> <extra>` with `env`.
+fn deploy_path_as(kind: Kind, path: &str, db: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = vec!["deploy", path, "-d", db, "--session", kind.flag()];
+    args.extend_from_slice(extra);
+    pgmi_upload(&args, env)
 }
 
 fn database_exists(name: &str) -> bool {
@@ -16,13 +25,13 @@ fn database_exists(name: &str) -> bool {
         .is_some()
 }
 
-// Check 4: a trivial deploy into a database that does not exist yet: created, the
-// extension installed, no notices at all, one execution unit.
-#[test]
-fn trivial_deploy_creates_the_database_and_is_silent() {
+// Check 4: a trivial deploy into a database that does not exist yet: created (with the
+// extension installed for an extension session, untouched for a portable one), no notices
+// at all, one execution unit.
+fn trivial_deploy_creates_the_database_and_is_silent(kind: Kind) {
     let db = TestDb::unnamed("trivial");
     let project = Project::with_deploy("SELECT 1;");
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["status"], "success");
@@ -31,13 +40,28 @@ fn trivial_deploy_creates_the_database_and_is_silent() {
     assert_eq!(json["executionUnits"], 1);
     assert_eq!(json["unitsCommitted"], 1);
     assert_eq!(json["database"], db.name.as_str());
+    assert_eq!(json["session"], kind.flag());
+    let (session_line, installs) = match kind {
+        Kind::Extension => (
+            "Session: extension (installed the pgmi extension in schema \"public\")",
+            true,
+        ),
+        Kind::Portable => ("Session: portable (--session portable)", false),
+    };
+    assert_eq!(
+        run.stderr.lines().filter(|l| *l == session_line).count(),
+        1,
+        "{}",
+        run.stderr
+    );
     let unexpected: Vec<&str> = run
         .stderr
         .lines()
         .filter(|l| {
             !(l.starts_with("Database \"")
-                || l.starts_with("Installing extension")
+                || (installs && *l == "Installing extension pgmi")
                 || l.starts_with("Preparing session")
+                || *l == session_line
                 || l.starts_with("Loaded ")
                 || l.starts_with("Executing deploy.sql"))
         })
@@ -47,9 +71,14 @@ fn trivial_deploy_creates_the_database_and_is_silent() {
         "unexpected stderr lines (notices?): {unexpected:?}"
     );
     assert!(database_exists(&db.name));
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_extension WHERE extname = 'pgmi'"),
+        i64::from(installs)
+    );
 }
 
 fn assert_rejected_offline(
+    kind: Kind,
     project: &Project,
     code: i32,
     needle: &str,
@@ -57,7 +86,7 @@ fn assert_rejected_offline(
 ) -> String {
     let db = TestDb::unnamed("offline");
     let path = project.path().to_str().expect("path");
-    let run = pgmi_upload(&["deploy", path, "-d", &db.name], env);
+    let run = deploy_path_as(kind, path, &db.name, &[], env);
     assert_eq!(run.code, code, "{}", run.stderr);
     assert!(
         run.stderr.contains(needle),
@@ -73,9 +102,9 @@ fn assert_rejected_offline(
 
 // Checks 11 and 12 (exit 10 here, a deliberate difference: scan errors are configuration
 // errors), check 16, and deploy.sql missing (14).
-#[test]
-fn bad_project_files_are_rejected_before_connecting() {
+fn bad_project_files_are_rejected_before_connecting(kind: Kind) {
     let stderr = assert_rejected_offline(
+        kind,
         &Project::with_deploy("SELECT 1;").file("data/blob.bin", b"ab\x00cd"),
         10,
         "./data/blob.bin",
@@ -87,24 +116,28 @@ fn bad_project_files_are_rejected_before_connecting() {
         "name the file once:\n{stderr}"
     );
     assert_rejected_offline(
+        kind,
         &Project::with_deploy("SELECT 1;").file("latin.sql", b"\xff\xfe"),
         10,
         "is not valid UTF-8",
         &[],
     );
     assert_rejected_offline(
+        kind,
         &Project::with_deploy("SELECT 1;").file("__init__/x.py", "x"),
         10,
         "unsupported directory \"__init__\"",
         &[],
     );
     assert_rejected_offline(
+        kind,
         &Project::with_deploy("SELECT 1;").file("__Test__/t.sql", "SELECT 1;"),
         10,
         "__Test__",
         &[],
     );
     assert_rejected_offline(
+        kind,
         &Project::new().file("a.sql", "SELECT 1;"),
         14,
         "deploy.sql",
@@ -113,37 +146,38 @@ fn bad_project_files_are_rejected_before_connecting() {
 }
 
 // Check 13.
-#[test]
-fn symlinks_are_refused_unless_excluded() {
+fn symlinks_are_refused_unless_excluded(kind: Kind) {
     let project = Project::with_deploy("SELECT 1;").file("real.sql", "SELECT 1;");
     std::os::unix::fs::symlink(
         project.path().join("real.sql"),
         project.path().join("link.sql"),
     )
     .expect("symlink");
-    assert_rejected_offline(&project, 10, "refusing to read symlink", &[]);
+    assert_rejected_offline(kind, &project, 10, "refusing to read symlink", &[]);
 
     let db = TestDb::unnamed("symlink_ok");
     let project = Project::with_deploy("SELECT 1;").file("node_modules/real.js", "x");
     std::os::unix::fs::symlink("real.js", project.path().join("node_modules/link.js"))
         .expect("symlink");
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
 }
 
 // Check 14: the 10 MiB cap, and PGMI_MAX_FILE_SIZE raising it on both sides.
-#[test]
-fn file_size_cap_and_override() {
+fn file_size_cap_and_override(kind: Kind) {
     let big = vec![b'x'; 10 * 1024 * 1024 + 1];
     let project = Project::with_deploy(
         "CREATE TABLE big AS SELECT size_bytes FROM pgmi_source_view WHERE path = './big.txt';",
     )
     .file("big.txt", &big);
-    assert_rejected_offline(&project, 10, "./big.txt", &[]);
+    assert_rejected_offline(kind, &project, 10, "./big.txt", &[]);
 
     let db = TestDb::unnamed("bigfile");
     let path = project.path().to_str().expect("path");
-    let run = pgmi_upload(
-        &["deploy", path, "-d", &db.name],
+    let run = deploy_path_as(
+        kind,
+        path,
+        &db.name,
+        &[],
         &[("PGMI_MAX_FILE_SIZE", "20000000")],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -151,8 +185,7 @@ fn file_size_cap_and_override() {
 }
 
 // Checks 55 and 58: parameters reach pgmi.<key> settings and the view, exactly.
-#[test]
-fn parameters_round_trip() {
+fn parameters_round_trip(kind: Kind) {
     let db = TestDb::unnamed("params");
     let project = Project::with_deploy(
         "CREATE TABLE p AS SELECT key, value, type, required FROM pgmi_parameter_view;\n\
@@ -163,7 +196,8 @@ fn parameters_round_trip() {
                                   current_setting('pgmi.multi') AS multi,\n\
                                   current_setting('pgmi.empty') AS empty;\n",
     );
-    let run = deploy(
+    let run = deploy_as(
+        kind,
         &project,
         &db.name,
         &[
@@ -204,15 +238,14 @@ fn parameters_round_trip() {
 }
 
 // Check 57: key rules, checked before connecting.
-#[test]
-fn parameter_keys_are_validated_offline() {
+fn parameter_keys_are_validated_offline(kind: Kind) {
     let project = Project::with_deploy("SELECT 1;");
     let path = project.path().to_str().expect("path");
     let long = "k".repeat(64);
     for key in ["1abc", "bad-key", long.as_str()] {
         let db = TestDb::unnamed("badkey");
         let arg = format!("{key}=v");
-        let run = pgmi_upload(&["deploy", path, "-d", &db.name, "--param", &arg], &[]);
+        let run = deploy_path_as(kind, path, &db.name, &["--param", &arg], &[]);
         assert_eq!(run.code, 10, "{key}: {}", run.stderr);
         assert!(
             run.stderr.contains(key),
@@ -223,7 +256,8 @@ fn parameter_keys_are_validated_offline() {
     }
     let db = TestDb::unnamed("goodkey");
     let ok = format!("{}=v", "k".repeat(63));
-    deploy_ok(
+    deploy_ok_as(
+        kind,
         &project,
         &db.name,
         &["--param", &ok, "--param", "_private=v"],
@@ -231,25 +265,23 @@ fn parameter_keys_are_validated_offline() {
 }
 
 // Check 56: parameters are session-scoped and survive a rolled-back head.
-#[test]
-fn parameters_survive_a_rolled_back_head() {
+fn parameters_survive_a_rolled_back_head(kind: Kind) {
     let db = TestDb::unnamed("param_scope");
     let project = Project::with_deploy(
         "BEGIN;\nCREATE TABLE gone (id int);\nROLLBACK;\nCREATE TABLE kept AS SELECT current_setting('pgmi.env') AS env;\n",
     );
-    deploy_ok(&project, &db.name, &["--param", "env=prod"]);
+    deploy_ok_as(kind, &project, &db.name, &["--param", "env=prod"]);
     assert!(!exists(&db, "gone"));
     assert_eq!(db.text("SELECT env FROM kept").as_deref(), Some("prod"));
 }
 
 // Check 59: three units, CREATE INDEX CONCURRENTLY in the tail.
-#[test]
-fn tail_statements_run_one_by_one() {
+fn tail_statements_run_one_by_one(kind: Kind) {
     let db = TestDb::unnamed("tail");
     let project = Project::with_deploy(
         "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);\nANALYZE t;\n",
     );
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["executionUnits"], 3);
     assert_eq!(
@@ -260,13 +292,12 @@ fn tail_statements_run_one_by_one() {
 }
 
 // Check 60: a tail failure keeps what earlier units committed.
-#[test]
-fn tail_failure_keeps_committed_units() {
+fn tail_failure_keeps_committed_units(kind: Kind) {
     let db = TestDb::unnamed("tailfail");
     let project = Project::with_deploy(
         "BEGIN; CREATE TABLE head_t(id int); COMMIT; CREATE TABLE tail_before(id int); BEGIN; INSERT INTO tail_before VALUES (1); SELECT 1/0; COMMIT;",
     );
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["executionMode"], "psql");
@@ -277,11 +308,10 @@ fn tail_failure_keeps_committed_units() {
 
 // A head failure rolls everything in the head back (executionMode atomic), and the
 // error points at the line.
-#[test]
-fn head_failure_is_atomic_and_located() {
+fn head_failure_is_atomic_and_located(kind: Kind) {
     let db = TestDb::unnamed("headfail");
     let project = Project::with_deploy("CREATE TABLE a (id int);\nSELEC 1;\n");
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["executionMode"], "atomic");
@@ -292,31 +322,28 @@ fn head_failure_is_atomic_and_located() {
 }
 
 // Check 61 at the CLI level: a savepoint rollback is not a terminator.
-#[test]
-fn rollback_to_savepoint_keeps_one_unit() {
+fn rollback_to_savepoint_keeps_one_unit(kind: Kind) {
     let db = TestDb::unnamed("savepoint");
     let project = Project::with_deploy(
         "BEGIN; CREATE TABLE a (id int); SAVEPOINT s; CREATE TABLE b (id int); ROLLBACK TO SAVEPOINT s; COMMIT;",
     );
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["executionUnits"], 1);
     assert!(exists(&db, "a") && !exists(&db, "b"));
 }
 
 // Check 64: an explicit transaction left open is rolled back at the end.
-#[test]
-fn uncommitted_transaction_is_rolled_back() {
+fn uncommitted_transaction_is_rolled_back(kind: Kind) {
     let db = TestDb::unnamed("open_tx");
     let project = Project::with_deploy("BEGIN; CREATE TABLE t(id int);");
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
     assert!(!exists(&db, "t"));
 }
 
 // Check 65: the session advisory lock serialises deploys per database only.
-#[test]
-fn concurrent_deploys_to_one_database_are_refused() {
-    let db = TestDb::new("lock");
+fn concurrent_deploys_to_one_database_are_refused(kind: Kind) {
+    let db = kind.db("lock");
     let other = TestDb::unnamed("lock_other");
     let project = Project::with_deploy("SELECT 1;");
     let mut holder = db.client();
@@ -328,7 +355,7 @@ fn concurrent_deploys_to_one_database_are_refused() {
         .expect("lock")
         .get(0);
     assert!(got);
-    let run = deploy(&project, &db.name, &[]);
+    let run = deploy_as(kind, &project, &db.name, &[]);
     assert_eq!(run.code, 15, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
@@ -338,32 +365,28 @@ fn concurrent_deploys_to_one_database_are_refused() {
         "{}",
         run.stderr
     );
-    deploy_ok(&project, &other.name, &[]);
+    deploy_ok_as(kind, &project, &other.name, &[]);
     holder
         .batch_execute("SELECT pg_advisory_unlock_all()")
         .expect("unlock");
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
     // and right after a deploy finishes, the next one is not blocked
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
 }
 
 // The demo project shipped in examples/ deploys, and a second deploy applies nothing new.
-#[test]
-fn demo_project_deploys_twice() {
+fn demo_project_deploys_twice(kind: Kind) {
     let db = TestDb::unnamed("demo");
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     let demo = demo.to_str().expect("path");
-    let first = pgmi_upload(
-        &["deploy", demo, "-d", &db.name, "--param", "greeting=hi"],
-        &[],
-    );
+    let first = deploy_path_as(kind, demo, &db.name, &["--param", "greeting=hi"], &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(
         first.stderr.contains("3 migration(s) applied"),
         "{}",
         first.stderr
     );
-    let second = pgmi_upload(&["deploy", demo, "-d", &db.name], &[]);
+    let second = deploy_path_as(kind, demo, &db.name, &[], &[]);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
         second.stderr.contains("0 migration(s) applied"),
@@ -376,23 +399,27 @@ fn demo_project_deploys_twice() {
     );
 }
 
-// --verbose shows the load's own timing line and deploy.sql's DEBUG messages, but not the
-// server's housekeeping while the session is prepared (index builds of the session tables,
-// the upload table's COPY and drop).
-#[test]
-fn verbose_load_output_is_the_timing_line_not_housekeeping() {
+// --verbose shows the load's own timing line (the extension's pgmi_load, or the client's
+// for a portable session) and deploy.sql's DEBUG messages, but not the server's
+// housekeeping while the session is prepared (index builds of the session tables, the
+// upload table's COPY and drop).
+fn verbose_load_output_is_the_timing_line_not_housekeeping(kind: Kind) {
     let db = TestDb::unnamed("verbose_load");
     let project = Project::with_deploy(
         "DO $$ BEGIN RAISE DEBUG 'deploy debug line'; END $$;\nSELECT count(*) FROM pgmi_source_view;\n",
     )
     .file("migrations/001.sql", "SELECT 1;");
-    let run = deploy_ok(&project, &db.name, &["--verbose"]);
+    let run = deploy_ok_as(kind, &project, &db.name, &["--verbose"]);
+    let (timing, done) = match kind {
+        Kind::Extension => ("pgmi_load: 1 files", "done in"),
+        Kind::Portable => ("[VERBOSE] portable session: 1 files", "loaded in"),
+    };
     let load_line = run
         .stderr
         .lines()
-        .find(|l| l.contains("pgmi_load: 1 files"))
+        .find(|l| l.contains(timing))
         .unwrap_or_else(|| panic!("no timing line:\n{}", run.stderr));
-    assert!(load_line.contains("done in"), "{load_line}");
+    assert!(load_line.contains(done), "{load_line}");
     assert!(run.stderr.contains("deploy debug line"), "{}", run.stderr);
     for noise in ["_pgmi_source_pkey", "_pgmi_upload", "auto-cascades"] {
         assert!(
@@ -402,3 +429,21 @@ fn verbose_load_output_is_the_timing_line_not_housekeeping() {
         );
     }
 }
+
+both_kinds!(
+    trivial_deploy_creates_the_database_and_is_silent,
+    bad_project_files_are_rejected_before_connecting,
+    symlinks_are_refused_unless_excluded,
+    file_size_cap_and_override,
+    parameters_round_trip,
+    parameter_keys_are_validated_offline,
+    parameters_survive_a_rolled_back_head,
+    tail_statements_run_one_by_one,
+    tail_failure_keeps_committed_units,
+    head_failure_is_atomic_and_located,
+    rollback_to_savepoint_keeps_one_unit,
+    uncommitted_transaction_is_rolled_back,
+    concurrent_deploys_to_one_database_are_refused,
+    demo_project_deploys_twice,
+    verbose_load_output_is_the_timing_line_not_housekeeping,
+);

@@ -1,26 +1,22 @@
-//! The session contract (pgmi-session-api.md §1–§5), checked on real sessions: bundles
-//! loaded with `pgmi_load()` from an ordinary connection (the psql path), and projects
+//! The session contract (pgmi-session-api.md §1–§5), checked on real sessions of both kinds
+//! (DESIGN.md "Two ways to build one session"): files loaded from an ordinary connection
+//! (`pgmi_load()`, the psql path, or the portable session's client-side load), and projects
 //! deployed with the real `pgmi-upload` binary.
 
-use pgmi_core::bundle;
-use pgmi_core::project::RawFile;
-use pgmi_tests::{deploy_ok, Client, Project, TestDb};
+use pgmi_tests::{both_kinds, deploy_ok_as, Client, Kind, Project, TestDb};
 
-fn bundle_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let files: Vec<RawFile> = files
-        .iter()
-        .map(|(p, b)| RawFile {
-            path: (*p).to_string(),
-            bytes: b.to_vec(),
-        })
-        .collect();
-    bundle::write(&files, &[]).expect("bundle")
-}
-
-fn load(client: &mut Client, files: &[(&str, &[u8])]) {
-    client
-        .query("SELECT * FROM pgmi_load($1)", &[&bundle_of(files)])
-        .expect("pgmi_load");
+/// A fresh database for `kind` created with `options` (encoding, locale...).
+fn db_with(kind: Kind, label: &str, options: &str) -> TestDb {
+    let db = TestDb::unnamed(label);
+    pgmi_tests::connect("postgres")
+        .batch_execute(&format!("CREATE DATABASE {} {options}", db.name))
+        .expect("create database");
+    if kind == Kind::Extension {
+        db.client()
+            .batch_execute("CREATE EXTENSION pgmi")
+            .expect("extension");
+    }
+    db
 }
 
 fn strings(client: &mut Client, query: &str) -> Vec<String> {
@@ -32,29 +28,88 @@ fn strings(client: &mut Client, query: &str) -> Vec<String> {
         .collect()
 }
 
-// Check 1: exactly the contract's objects in pg_temp, and nothing else.
-#[test]
-fn zero_file_session_has_exactly_the_contract_objects() {
-    let db = TestDb::new("objects");
+/// The `_`-prefixed (internal) routines and types a kind's own SQL file creates in pg_temp:
+/// `sql/session_extension.sql` or `sql/session_portable.sql`, which each kind runs right
+/// after `sql/session.sql` (which creates none).
+fn internal_objects(kind: Kind) -> (Vec<String>, Vec<String>) {
+    let sql = match kind {
+        Kind::Extension => include_str!("../../sql/session_extension.sql"),
+        Kind::Portable => include_str!("../../sql/session_portable.sql"),
+    };
+    let (mut routines, mut types) = (Vec::new(), Vec::new());
+    for line in sql.lines() {
+        for (prefix, suffix) in [
+            ("CREATE FUNCTION pg_temp.", " f"),
+            ("CREATE PROCEDURE pg_temp.", " p"),
+            ("CREATE TYPE pg_temp.", ""),
+        ] {
+            if let Some(rest) = line.strip_prefix(prefix).filter(|r| r.starts_with('_')) {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if suffix.is_empty() {
+                    types.push(name);
+                } else {
+                    routines.push(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    routines.sort();
+    types.sort();
+    (routines, types)
+}
+
+// Check 1: exactly the contract's objects in pg_temp, and nothing else: the nine
+// reference functions plus pgmi_test (a procedure) and pgmi_test_results in both kinds,
+// and besides them only the internal _pgmi_test_* helpers of the kind's own SQL file (the
+// portable session's PL/pgSQL test runner; the extension's capture of a test's SQLSTATE).
+fn zero_file_session_has_exactly_the_contract_objects(kind: Kind) {
+    let db = kind.db("objects");
     let mut c = db.client();
-    load(&mut c, &[]);
-    let functions = strings(
+    kind.load(&mut c, &[]);
+    let routines = strings(
         &mut c,
-        "SELECT proname::text FROM pg_proc WHERE pronamespace = pg_my_temp_schema() ORDER BY 1",
+        "SELECT proname::text || ' ' || prokind::text FROM pg_proc \
+          WHERE pronamespace = pg_my_temp_schema() AND proname NOT LIKE '\\_%' ORDER BY proname::text COLLATE \"C\"",
     );
     assert_eq!(
-        functions,
+        routines,
         [
-            "pgmi_has_tests",
-            "pgmi_is_sql_file",
-            "pgmi_persist_test_plan",
-            "pgmi_register_file",
-            "pgmi_run_test_source",
-            "pgmi_test_callback",
-            "pgmi_test_generate",
-            "pgmi_test_plan",
-            "pgmi_validate_pattern"
+            "pgmi_has_tests f",
+            "pgmi_is_sql_file f",
+            "pgmi_persist_test_plan f",
+            "pgmi_register_file f",
+            "pgmi_run_test_source f",
+            "pgmi_test p",
+            "pgmi_test_callback f",
+            "pgmi_test_generate f",
+            "pgmi_test_plan f",
+            "pgmi_test_results f",
+            "pgmi_validate_pattern f"
         ]
+    );
+    let (expected_routines, expected_types) = internal_objects(kind);
+    assert!(
+        expected_routines
+            .iter()
+            .chain(&expected_types)
+            .all(|name| name.starts_with("_pgmi_test_")),
+        "internal helpers are named _pgmi_test_*: {expected_routines:?} {expected_types:?}"
+    );
+    if kind == Kind::Portable {
+        assert!(!expected_routines.is_empty(), "the portable test runner");
+    }
+    let internal = strings(
+        &mut c,
+        "SELECT proname::text || ' ' || prokind::text FROM pg_proc \
+          WHERE pronamespace = pg_my_temp_schema() AND proname LIKE '\\_%' ORDER BY proname::text COLLATE \"C\"",
+    );
+    assert_eq!(
+        internal, expected_routines,
+        "exactly the internal routines of this kind's SQL file (for the extension: is the \
+         installed extension built from this tree?)"
     );
     let views = strings(
         &mut c,
@@ -87,9 +142,14 @@ fn zero_file_session_has_exactly_the_contract_objects() {
     );
     let types = strings(
         &mut c,
-        "SELECT typname::text FROM pg_type WHERE typnamespace = pg_my_temp_schema() AND typtype = 'c' AND typrelid IN (SELECT oid FROM pg_class WHERE relkind = 'c')",
+        "SELECT typname::text FROM pg_type WHERE typnamespace = pg_my_temp_schema() AND typtype = 'c' \
+            AND typrelid IN (SELECT oid FROM pg_class WHERE relkind = 'c') ORDER BY typname::text COLLATE \"C\"",
     );
-    assert_eq!(types, ["pgmi_test_event"]);
+    let mut expected: Vec<String> = std::iter::once("pgmi_test_event".to_string())
+        .chain(expected_types)
+        .collect();
+    expected.sort();
+    assert_eq!(types, expected);
 }
 
 fn columns(c: &mut Client, relation: &str) -> Vec<String> {
@@ -105,11 +165,10 @@ fn columns(c: &mut Client, relation: &str) -> Vec<String> {
 }
 
 // Checks 2 and 3: view columns and the event type, in order, with types.
-#[test]
-fn view_columns_and_event_type_match_the_contract() {
-    let db = TestDb::new("columns");
+fn view_columns_and_event_type_match_the_contract(kind: Kind) {
+    let db = kind.db("columns");
     let mut c = db.client();
-    load(&mut c, &[]);
+    kind.load(&mut c, &[]);
     assert_eq!(
         columns(&mut c, "pg_temp.pgmi_plan_view"),
         [
@@ -191,11 +250,10 @@ fn view_columns_and_event_type_match_the_contract() {
 }
 
 // Checks 5–8: pgmi_register_file normalises and derives like the reference.
-#[test]
-fn register_file_normalises_and_derives() {
-    let db = TestDb::new("register");
+fn register_file_normalises_and_derives(kind: Kind) {
+    let db = kind.db("register");
     let mut c = db.client();
-    load(&mut c, &[]);
+    kind.load(&mut c, &[]);
     let sum = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     let row = c
         .query_one(
@@ -260,11 +318,10 @@ fn register_file_normalises_and_derives() {
 }
 
 // Check 9.
-#[test]
-fn sql_extension_list() {
-    let db = TestDb::new("sqlext");
+fn sql_extension_list(kind: Kind) {
+    let db = kind.db("sqlext");
     let mut c = db.client();
-    load(&mut c, &[]);
+    kind.load(&mut c, &[]);
     for (name, expected) in [
         ("x.sql", true),
         ("x.ddl", true),
@@ -292,11 +349,10 @@ fn sql_extension_list() {
 }
 
 // Checks 42–44 through the session: the same hashes the reference stores.
-#[test]
-fn checksums_are_bit_exact() {
-    let db = TestDb::new("checksums");
+fn checksums_are_bit_exact(kind: Kind) {
+    let db = kind.db("checksums");
     let mut c = db.client();
-    load(
+    kind.load(
         &mut c,
         &[
             ("a.sql", b"SELECT * FROM users;"),
@@ -360,20 +416,14 @@ fn meta(id: &str, keys: &[&str]) -> String {
 }
 
 // Check 45 (on a linguistic collation) and check 46.
-#[test]
-fn plan_view_orders_by_bytes_and_expands_sort_keys() {
+fn plan_view_orders_by_bytes_and_expands_sort_keys(kind: Kind) {
     // An ICU en-US database: its collation puts '-' and '_' and '.' in a different order
     // than bytes do, which is what the plan must not follow.
-    let db = TestDb::unnamed("plan");
-    pgmi_tests::connect("postgres")
-        .batch_execute(&format!(
-            "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
-            db.name
-        ))
-        .expect("create ICU database");
-    db.client()
-        .batch_execute("CREATE EXTENSION pgmi")
-        .expect("extension");
+    let db = db_with(
+        kind,
+        "plan",
+        "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
+    );
     let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
     let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
     let multi = meta(
@@ -382,7 +432,7 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys() {
     );
     let nokeys = meta("00000000-0000-0000-0000-000000000004", &[]);
     let mut c = db.client();
-    load(
+    kind.load(
         &mut c,
         &[
             ("first.sql", first.as_bytes()),
@@ -437,19 +487,15 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys() {
 }
 
 // Checks 46 and 47: generic_id is md5 of the UTF-8 path bytes, on UTF8 and LATIN1 databases.
-#[test]
-fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
+fn generic_id_is_the_same_on_utf8_and_latin1_databases(kind: Kind) {
     for encoding in ["UTF8", "LATIN1"] {
-        let db = TestDb::unnamed(&format!("genid_{encoding}"));
-        pgmi_tests::connect("postgres")
-            .batch_execute(&format!(
-                "CREATE DATABASE {} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
-                db.name
-            ))
-            .expect("create database");
+        let db = db_with(
+            kind,
+            &format!("genid_{encoding}"),
+            &format!("ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"),
+        );
         let mut c = db.client();
-        c.batch_execute("CREATE EXTENSION pgmi").expect("extension");
-        load(
+        kind.load(
             &mut c,
             &[
                 ("migrations/001.sql", b"SELECT 1;"),
@@ -481,8 +527,7 @@ fn generic_id_is_the_same_on_utf8_and_latin1_databases() {
 
 // Checks 10, 15, 17, 18, 19 through a real deploy: deploy.sql copies the views into a
 // permanent table, the test reads it afterwards.
-#[test]
-fn deploy_loads_exactly_the_project_files() {
+fn deploy_loads_exactly_the_project_files(kind: Kind) {
     let db = TestDb::unnamed("loaded");
     let project = Project::with_deploy(
         "CREATE TABLE seen AS SELECT path, content, checksum, pgmi_checksum, is_sql_file FROM pgmi_source_view;\n\
@@ -502,7 +547,7 @@ fn deploy_loads_exactly_the_project_files() {
     .file("__test__/_SETUP.PSQL", "SELECT 1;")
     .file("__test__/_setup.pgsql", "SELECT 1;")
     .file("__test__/_teardown.sql", "SELECT 1;");
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
     let mut c = db.client();
     let paths = strings(&mut c, "SELECT path FROM seen ORDER BY path COLLATE \"C\"");
     assert_eq!(
@@ -553,11 +598,10 @@ fn deploy_loads_exactly_the_project_files() {
 }
 
 // Check 20: gapped test trees and the plan over them.
-#[test]
-fn gapped_test_tree_and_its_plan() {
-    let db = TestDb::new("gapped");
+fn gapped_test_tree_and_its_plan(kind: Kind) {
+    let db = kind.db("gapped");
     let mut c = db.client();
-    load(
+    kind.load(
         &mut c,
         &[
             ("__test__/_setup.sql", b"SELECT 1;"),
@@ -592,12 +636,11 @@ fn gapped_test_tree_and_its_plan() {
 // The loader adds _pgmi_source's CHECKs and the two foreign keys NOT VALID after its bulk
 // insert, because pgmi-core checked every row against the same rules. This proves the two
 // agree on a varied project: PostgreSQL validates every such constraint over the rows.
-#[test]
-fn rows_satisfy_every_constraint_added_not_valid() {
-    let db = TestDb::new("validate");
+fn rows_satisfy_every_constraint_added_not_valid(kind: Kind) {
+    let db = kind.db("validate");
     let mut c = db.client();
     let meta = meta("00000000-0000-0000-0000-00000000000a", &["k1", "k2"]);
-    load(
+    kind.load(
         &mut c,
         &[
             ("root.txt", b"plain"),
@@ -630,3 +673,16 @@ fn rows_satisfy_every_constraint_added_not_valid() {
         .unwrap_or_else(|e| panic!("{table}.{constraint}: {e}"));
     }
 }
+
+both_kinds!(
+    zero_file_session_has_exactly_the_contract_objects,
+    view_columns_and_event_type_match_the_contract,
+    register_file_normalises_and_derives,
+    sql_extension_list,
+    checksums_are_bit_exact,
+    plan_view_orders_by_bytes_and_expands_sort_keys,
+    generic_id_is_the_same_on_utf8_and_latin1_databases,
+    deploy_loads_exactly_the_project_files,
+    gapped_test_tree_and_its_plan,
+    rows_satisfy_every_constraint_added_not_valid,
+);

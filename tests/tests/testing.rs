@@ -1,8 +1,10 @@
 //! `CALL pgmi_test()` end to end (pgmi-session-api.md §6; acceptance checks 21–35 and 41,
 //! with 36–40 replaced by the behaviour of a real procedure), isolation, and the notice and
-//! report outputs as golden files.
+//! report outputs as golden files; every test runs against both session kinds.
 
-use pgmi_tests::{assert_golden, deploy, deploy_ok, redact, Client, Project, TestDb};
+use pgmi_tests::{
+    assert_golden, both_kinds, deploy_as, deploy_ok_as, redact, Client, Kind, Project, TestDb,
+};
 
 /// The reference's TEST 7b tree (§6.1) under `project`.
 fn reference_tree(project: Project) -> Project {
@@ -38,24 +40,59 @@ fn plan(c: &mut Client, query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Loads the project's files into a session of `kind` on `client`.
+fn load_project(kind: Kind, client: &mut Client, project: &Project) {
+    let files = pgmi_core::project::walk(project.path(), &Default::default()).expect("walk");
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.bytes.as_slice()))
+        .collect();
+    kind.load(client, &files);
+}
+
 /// A session (loaded from an ordinary connection) over the project's files.
-fn session(db: &TestDb, project: &Project) -> Client {
-    let mut files = Vec::new();
-    for entry in pgmi_core::project::walk(project.path(), &Default::default()).expect("walk") {
-        files.push(entry);
-    }
-    let bundle = pgmi_core::bundle::write(&files, &[]).expect("bundle");
+fn session(kind: Kind, db: &TestDb, project: &Project) -> Client {
     let mut c = db.client();
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
-        .expect("pgmi_load");
+    load_project(kind, &mut c, project);
     c
 }
 
+/// The stderr of a deploy into a database the uploader created, with what depends on the
+/// session kind checked exactly and then replaced by tokens, so both kinds share one golden
+/// file: the `Session:` line and, for the extension, the line saying it installs it.
+fn redact_session(kind: Kind, stderr: &str, db: &str) -> String {
+    let expected = match kind {
+        Kind::Extension => "Session: extension (installed the pgmi extension in schema \"public\")",
+        Kind::Portable => "Session: portable (--session portable)",
+    };
+    let mut out = String::new();
+    let mut installs = 0;
+    let mut sessions = 0;
+    for line in stderr.lines() {
+        if line == "Installing extension pgmi" {
+            installs += 1;
+        } else if line.starts_with("Session: ") {
+            assert_eq!(line, expected, "{stderr}");
+            sessions += 1;
+            out.push_str("Session: <kind>\n");
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert_eq!(sessions, 1, "{stderr}");
+    assert_eq!(installs, usize::from(kind == Kind::Extension), "{stderr}");
+    redact(&out, db)
+}
+
 // Checks 21 and 23: the plan, whole and filtered, from both entry points.
-#[test]
-fn plan_matches_the_reference() {
-    let db = TestDb::new("plan");
-    let mut c = session(&db, &reference_tree(Project::with_deploy("SELECT 1;")));
+fn plan_matches_the_reference(kind: Kind) {
+    let db = kind.db("plan");
+    let mut c = session(
+        kind,
+        &db,
+        &reference_tree(Project::with_deploy("SELECT 1;")),
+    );
     let full = plan(&mut c, "SELECT * FROM pg_temp.pgmi_test_plan()");
     assert_eq!(
         full,
@@ -72,11 +109,14 @@ fn plan_matches_the_reference() {
             "10 teardown ./__test__/ 0"
         ]
     );
-    assert_eq!(
-        plan(&mut c, "SELECT * FROM pgmi_test_plan()"),
-        full,
-        "extension and pg_temp agree"
-    );
+    if kind == Kind::Extension {
+        // the extension's own function, which the session's calls
+        assert_eq!(
+            plan(&mut c, "SELECT * FROM pgmi_test_plan()"),
+            full,
+            "extension and pg_temp agree"
+        );
+    }
     assert_eq!(
         plan(
             &mut c,
@@ -94,8 +134,7 @@ fn plan_matches_the_reference() {
 }
 
 // Check 22: byte order even where the database collation would say otherwise.
-#[test]
-fn test_order_is_byte_order_on_a_linguistic_collation() {
+fn test_order_is_byte_order_on_a_linguistic_collation(kind: Kind) {
     let db = TestDb::unnamed("icu");
     pgmi_tests::connect("postgres")
         .batch_execute(&format!(
@@ -103,14 +142,16 @@ fn test_order_is_byte_order_on_a_linguistic_collation() {
             db.name
         ))
         .expect("create ICU database");
-    db.client()
-        .batch_execute("CREATE EXTENSION pgmi")
-        .expect("extension");
+    if kind == Kind::Extension {
+        db.client()
+            .batch_execute("CREATE EXTENSION pgmi")
+            .expect("extension");
+    }
     let project = Project::with_deploy("SELECT 1;")
         .file("__test__/test_a.sql", "SELECT 1;")
         .file("__test__/test-b.sql", "SELECT 1;")
         .file("__test__/testc.sql", "SELECT 1;");
-    let mut c = session(&db, &project);
+    let mut c = session(kind, &db, &project);
     let linguistic: Vec<String> = c
         .query(
             "SELECT filename FROM pgmi_test_source_view ORDER BY filename",
@@ -124,15 +165,19 @@ fn test_order_is_byte_order_on_a_linguistic_collation() {
         linguistic[0], "test-b.sql",
         "the database collation is not byte order"
     );
+    let expected = [
+        "1 test ./__test__/test-b.sql 0",
+        "2 test ./__test__/test_a.sql 0",
+        "3 test ./__test__/testc.sql 0",
+        "4 teardown ./__test__/ 0",
+    ];
     assert_eq!(
-        plan(&mut c, "SELECT * FROM pgmi_test_plan()"),
-        [
-            "1 test ./__test__/test-b.sql 0",
-            "2 test ./__test__/test_a.sql 0",
-            "3 test ./__test__/testc.sql 0",
-            "4 teardown ./__test__/ 0"
-        ]
+        plan(&mut c, "SELECT * FROM pg_temp.pgmi_test_plan()"),
+        expected
     );
+    if kind == Kind::Extension {
+        assert_eq!(plan(&mut c, "SELECT * FROM pgmi_test_plan()"), expected);
+    }
 }
 
 fn server_error(
@@ -150,10 +195,9 @@ fn server_error(
 }
 
 // Checks 24–27: pattern validation, empty plans and the compatibility generator.
-#[test]
-fn pattern_callback_and_generator_contract() {
-    let db = TestDb::new("generate");
-    let mut empty = session(&db, &Project::with_deploy("SELECT 1;"));
+fn pattern_callback_and_generator_contract(kind: Kind) {
+    let db = kind.db("generate");
+    let mut empty = session(kind, &db, &Project::with_deploy("SELECT 1;"));
     let (code, message, hint) =
         server_error(empty.query("SELECT * FROM pg_temp.pgmi_test_plan('(')", &[]));
     assert_eq!(
@@ -175,7 +219,11 @@ fn pattern_callback_and_generator_contract() {
         ("P0002", "pgmi: no tests were discovered")
     );
 
-    let mut c = session(&db, &reference_tree(Project::with_deploy("SELECT 1;")));
+    let mut c = session(
+        kind,
+        &db,
+        &reference_tree(Project::with_deploy("SELECT 1;")),
+    );
     let sql: String = c
         .query_one("SELECT pg_temp.pgmi_test_generate('zzz')", &[])
         .expect("generate")
@@ -235,8 +283,7 @@ const APPLY_MIGRATIONS: &str = "DO $$ DECLARE m record; BEGIN \
     LOOP EXECUTE m.content; END LOOP; END $$;\n";
 
 // Checks 28 and 30, plus the notice stream and both report formats as golden files.
-#[test]
-fn passing_suite_notices_isolation_and_reports() {
+fn passing_suite_notices_isolation_and_reports(kind: Kind) {
     let db = TestDb::unnamed("suite");
     let project = tests_project(&format!(
         "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
@@ -244,7 +291,8 @@ fn passing_suite_notices_isolation_and_reports() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("junit.xml");
     let tap = dir.path().join("report.tap");
-    let run = deploy(
+    let run = deploy_as(
+        kind,
         &project,
         &db.name,
         &[
@@ -255,7 +303,10 @@ fn passing_suite_notices_isolation_and_reports() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_golden("suite_pass.stderr", &redact(&run.stderr, &db.name));
+    assert_golden(
+        "suite_pass.stderr",
+        &redact_session(kind, &run.stderr, &db.name),
+    );
     assert_golden(
         "suite_pass.junit.xml",
         &redact(&std::fs::read_to_string(&junit).expect("junit"), &db.name),
@@ -272,13 +323,12 @@ fn passing_suite_notices_isolation_and_reports() {
 }
 
 // Check 29: --verbose adds the DEBUG lines, each with its timestamp.
-#[test]
-fn verbose_shows_rollback_and_teardown_lines() {
+fn verbose_shows_rollback_and_teardown_lines(kind: Kind) {
     let db = TestDb::unnamed("verbose");
     let project = tests_project(&format!(
         "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
     ));
-    let run = deploy_ok(&project, &db.name, &["--verbose"]);
+    let run = deploy_ok_as(kind, &project, &db.name, &["--verbose"]);
     let has = |needle: &str| {
         run.stderr
             .lines()
@@ -298,17 +348,24 @@ fn verbose_shows_rollback_and_teardown_lines() {
 }
 
 // Replaces checks 36 and 37: a real procedure works without BEGIN, inside DO, and inside
-// functions and procedures.
-#[test]
-fn works_in_autocommit_and_inside_do_blocks() {
-    for call in [
+// functions and procedures. The uploader rewrites only the reference's macro forms, and a
+// DO body (a literal) or a NULL callback argument is none of them: such calls name
+// pg_temp.pgmi_test, which every session has. Unqualified, they reach the extension's own
+// procedure, which only extension sessions have.
+fn works_in_autocommit_and_inside_do_blocks(kind: Kind) {
+    let mut calls = vec![
         "CALL pgmi_test();",
-        "DO $$ BEGIN CALL pgmi_test(); END $$;",
-        "CALL pgmi_test(NULL, NULL);",
-    ] {
+        "DO $$ BEGIN CALL pg_temp.pgmi_test(); END $$;",
+        "CALL pg_temp.pgmi_test(NULL, NULL);",
+    ];
+    if kind == Kind::Extension {
+        calls.push("DO $$ BEGIN CALL pgmi_test(); END $$;");
+        calls.push("CALL pgmi_test(NULL, NULL);");
+    }
+    for call in calls {
         let db = TestDb::unnamed("contexts");
         let project = tests_project(&format!("{APPLY_MIGRATIONS}{call}\n"));
-        let run = deploy(&project, &db.name, &[]);
+        let run = deploy_as(kind, &project, &db.name, &[]);
         assert_eq!(run.code, 0, "{call}: {}", run.stderr);
         assert!(
             run.stderr.contains("[pgmi] Test suite completed (4 steps)"),
@@ -320,8 +377,7 @@ fn works_in_autocommit_and_inside_do_blocks() {
 }
 
 // Check 31: which callback side effects persist, on a three-level tree.
-#[test]
-fn only_three_callback_events_persist() {
+fn only_three_callback_events_persist(kind: Kind) {
     let db = TestDb::unnamed("events");
     let deploy_sql = "BEGIN;\n\
         CREATE TABLE log (what text);\n\
@@ -331,7 +387,7 @@ fn only_three_callback_events_persist() {
         CALL pgmi_test(NULL, 'pg_temp.event_logger');\n\
         COMMIT;\n";
     let project = reference_tree(Project::with_deploy(deploy_sql));
-    let run = deploy(&project, &db.name, &[]);
+    let run = deploy_as(kind, &project, &db.name, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut c = db.client();
     let rows: Vec<String> = c
@@ -355,8 +411,7 @@ fn only_three_callback_events_persist() {
 }
 
 // Check 32 and the server-side replacements of checks 39–40.
-#[test]
-fn bad_callbacks_and_patterns_fail_on_the_server() {
+fn bad_callbacks_and_patterns_fail_on_the_server(kind: Kind) {
     for (call, sqlstate) in [
         ("CALL pgmi_test(NULL, 'my_cb');", "42883"),
         ("CALL pgmi_test('.*', 'DROP TABLE users; --');", "22023"),
@@ -364,7 +419,8 @@ fn bad_callbacks_and_patterns_fail_on_the_server() {
         ("CALL pgmi_test('zzz');", "P0002"),
     ] {
         let db = TestDb::unnamed("badcall");
-        let run = deploy(
+        let run = deploy_as(
+            kind,
             &tests_project(&format!("{APPLY_MIGRATIONS}{call}\n")),
             &db.name,
             &["--json"],
@@ -375,8 +431,7 @@ fn bad_callbacks_and_patterns_fail_on_the_server() {
 }
 
 // Check 33: a failing test aborts the head; the error keeps its SQLSTATE.
-#[test]
-fn failing_test_rolls_back_the_head() {
+fn failing_test_rolls_back_the_head(kind: Kind) {
     let db = TestDb::unnamed("failing");
     let project = tests_project(&format!(
         "BEGIN;\n{APPLY_MIGRATIONS}CALL pgmi_test();\nCOMMIT;\n"
@@ -385,7 +440,8 @@ fn failing_test_rolls_back_the_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("junit.xml");
     let tap = dir.path().join("report.tap");
-    let run = deploy(
+    let run = deploy_as(
+        kind,
         &project,
         &db.name,
         &[
@@ -404,6 +460,15 @@ fn failing_test_rolls_back_the_head() {
     );
     assert_eq!(json["failedFile"], "./__test__/sub/test_c.sql");
     assert!(json.get("detail").is_none(), "{json}");
+    // The CONTEXT ends at pg_temp.pgmi_test, which deploy.sql called, and names none of the
+    // session's internal helpers (nor one frame per directory the failure passed through).
+    let context = json["where"].as_str().expect("where");
+    let last = context.lines().last().expect("a CONTEXT line");
+    assert!(
+        last.starts_with("PL/pgSQL function pg_temp_") && last.contains(".pgmi_test(text,text) "),
+        "{context}"
+    );
+    assert!(!context.contains("_pgmi"), "{context}");
     assert!(
         db.text("SELECT to_regclass('items')::text").is_none(),
         "the migration is rolled back"
@@ -419,14 +484,13 @@ fn failing_test_rolls_back_the_head() {
 }
 
 // Check 34: SQLSTATE and DETAIL survive, HINT does not.
-#[test]
-fn failure_keeps_sqlstate_and_detail_drops_hint() {
+fn failure_keeps_sqlstate_and_detail_drops_hint(kind: Kind) {
     let db = TestDb::unnamed("detail");
     let project = tests_project(&format!("{APPLY_MIGRATIONS}CALL pgmi_test();\n")).file(
         "__test__/test_dup.sql",
         "DO $$ BEGIN RAISE EXCEPTION 'dup' USING ERRCODE = '23505', DETAIL = 'det', HINT = 'hin'; END $$;",
     );
-    let run = deploy(&project, &db.name, &["--json"]);
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["sqlstate"], "23505");
@@ -435,14 +499,13 @@ fn failure_keeps_sqlstate_and_detail_drops_hint() {
 }
 
 // Check 35: a failing fixture stops the suite before any test.
-#[test]
-fn failing_fixture_stops_the_suite() {
+fn failing_fixture_stops_the_suite(kind: Kind) {
     let db = TestDb::unnamed("fixture");
     let project = tests_project(&format!("{APPLY_MIGRATIONS}CALL pgmi_test();\n")).file(
         "__test__/_setup.sql",
         "DO $$ BEGIN RAISE EXCEPTION 'Fixture explosion'; END $$;",
     );
-    let run = deploy(&project, &db.name, &[]);
+    let run = deploy_as(kind, &project, &db.name, &[]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     assert!(run.stderr.contains("Fixture explosion"), "{}", run.stderr);
     let after_fixture = run
@@ -456,8 +519,7 @@ fn failing_fixture_stops_the_suite() {
 // Isolation: DDL, TRUNCATE and DROP inside tests are undone; a sequence created in a test
 // disappears, while nextval() on an existing sequence is, as always in PostgreSQL, not
 // rolled back.
-#[test]
-fn tests_cannot_leave_anything_behind() {
+fn tests_cannot_leave_anything_behind(kind: Kind) {
     let db = TestDb::unnamed("isolation");
     let deploy_sql = "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2);\n\
                       CREATE SEQUENCE counter;\nCALL pgmi_test();\n";
@@ -472,7 +534,7 @@ fn tests_cannot_leave_anything_behind() {
             "__test__/test_sequence.sql",
             "CREATE SEQUENCE made_seq; SELECT nextval('counter');",
         );
-    deploy_ok(&project, &db.name, &[]);
+    deploy_ok_as(kind, &project, &db.name, &[]);
     assert_eq!(db.count("SELECT count(*) FROM keep"), 2);
     assert!(db
         .text("SELECT to_regclass('made_in_test')::text")
@@ -491,8 +553,7 @@ fn tests_cannot_leave_anything_behind() {
 
 // Fixtures nest three levels deep: each level sees every ancestor's fixture, siblings never
 // see each other.
-#[test]
-fn nested_fixtures_three_levels_deep() {
+fn nested_fixtures_three_levels_deep(kind: Kind) {
     let db = TestDb::unnamed("nested");
     let check = |expected: &[&str]| {
         format!(
@@ -516,7 +577,7 @@ fn nested_fixtures_three_levels_deep() {
         .file("__test__/b/c/test_3.sql", check(&["a", "b", "c"]))
         .file("__test__/b/c/test_4.sql", check(&["a", "b", "c"]))
         .file("__test__/z/test_5.sql", check(&["a"]));
-    let run = deploy_ok(&project, &db.name, &[]);
+    let run = deploy_ok_as(kind, &project, &db.name, &[]);
     assert_eq!(
         run.stderr.matches("[pgmi] Test:").count(),
         5,
@@ -527,10 +588,13 @@ fn nested_fixtures_three_levels_deep() {
 }
 
 // Check 41: persisting the plan into a permanent table.
-#[test]
-fn persist_test_plan() {
-    let db = TestDb::new("persist");
-    let mut c = session(&db, &reference_tree(Project::with_deploy("SELECT 1;")));
+fn persist_test_plan(kind: Kind) {
+    let db = kind.db("persist");
+    let mut c = session(
+        kind,
+        &db,
+        &reference_tree(Project::with_deploy("SELECT 1;")),
+    );
     c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', NULL)")
         .expect("persist");
     assert_eq!(db.count("SELECT count(*) FROM public.pgmi_test_plan"), 10);
@@ -542,10 +606,7 @@ fn persist_test_plan() {
         .connect(postgres::NoTls)
         .expect("connect");
     let project = reference_tree(Project::with_deploy("SELECT 1;"));
-    let files = pgmi_core::project::walk(project.path(), &Default::default()).expect("walk");
-    let bundle = pgmi_core::bundle::write(&files, &[]).expect("bundle");
-    c.query("SELECT * FROM pgmi_load($1)", &[&bundle])
-        .expect("load");
+    load_project(kind, &mut c, &project);
     c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', 'oauth')")
         .expect("persist again");
     assert!(
@@ -561,3 +622,20 @@ fn persist_test_plan() {
     let (code, ..) = server_error(c.query("SELECT pg_temp.pgmi_persist_test_plan('nope')", &[]));
     assert_eq!(code, "3F000");
 }
+
+both_kinds!(
+    plan_matches_the_reference,
+    test_order_is_byte_order_on_a_linguistic_collation,
+    pattern_callback_and_generator_contract,
+    passing_suite_notices_isolation_and_reports,
+    verbose_shows_rollback_and_teardown_lines,
+    works_in_autocommit_and_inside_do_blocks,
+    only_three_callback_events_persist,
+    bad_callbacks_and_patterns_fail_on_the_server,
+    failing_test_rolls_back_the_head,
+    failure_keeps_sqlstate_and_detail_drops_hint,
+    failing_fixture_stops_the_suite,
+    tests_cannot_leave_anything_behind,
+    nested_fixtures_three_levels_deep,
+    persist_test_plan,
+);
