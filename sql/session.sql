@@ -266,18 +266,27 @@ BEGIN
 END
 $fn$;
 
+-- Called for every event of every test, so it does not pin search_path with a SET clause:
+-- that costs ~4 µs a call (measured: 10,000 calls, 82 ms with it, 40 ms without), about
+-- 17 µs a test. It needs no search path: it names no relation or function, and its only
+-- operator is qualified.
 CREATE FUNCTION pg_temp.pgmi_test_callback(e pg_temp.pgmi_test_event) RETURNS void
     LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    CASE e.event
-        WHEN 'suite_start' THEN RAISE NOTICE '[pgmi] Test suite started';
-        WHEN 'suite_end' THEN RAISE NOTICE '[pgmi] Test suite completed (% steps)', e.ordinal;
-        WHEN 'fixture_start' THEN RAISE NOTICE '[pgmi] Fixture: %', e.path;
-        WHEN 'test_start' THEN RAISE NOTICE '[pgmi] Test: %', e.path;
-        WHEN 'rollback' THEN RAISE DEBUG '[pgmi] Rollback: %', COALESCE(e.path, e.directory);
-        WHEN 'teardown_start' THEN RAISE DEBUG '[pgmi] Teardown: %', e.directory;
+    CASE
+        WHEN e.event OPERATOR(pg_catalog.=) 'suite_start' THEN
+            RAISE NOTICE '[pgmi] Test suite started';
+        WHEN e.event OPERATOR(pg_catalog.=) 'suite_end' THEN
+            RAISE NOTICE '[pgmi] Test suite completed (% steps)', e.ordinal;
+        WHEN e.event OPERATOR(pg_catalog.=) 'fixture_start' THEN
+            RAISE NOTICE '[pgmi] Fixture: %', e.path;
+        WHEN e.event OPERATOR(pg_catalog.=) 'test_start' THEN
+            RAISE NOTICE '[pgmi] Test: %', e.path;
+        WHEN e.event OPERATOR(pg_catalog.=) 'rollback' THEN
+            RAISE DEBUG '[pgmi] Rollback: %', COALESCE(e.path, e.directory);
+        WHEN e.event OPERATOR(pg_catalog.=) 'teardown_start' THEN
+            RAISE DEBUG '[pgmi] Teardown: %', e.directory;
         ELSE NULL;
     END CASE;
 END

@@ -19,7 +19,6 @@ BEGIN
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_section(text[], text[], text[], int[], int, text, int)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_script(int, int, text, text, text)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_emit(text, text, text, text, int, int)'),
-            pg_catalog.to_regprocedure('pg_temp._pgmi_test_micros(timestamptz)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_capture(text)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])')]) p
          WHERE p IS NOT NULL)

@@ -370,6 +370,13 @@ fn run_suite(
     suite: i32,
 ) {
     let events = Events::new(client, callback);
+    // Planned once per suite, not parsed again for every script.
+    let capture = client
+        .prepare_mut(
+            "SELECT c.state, c.message, c.detail FROM pg_temp._pgmi_test_capture($1) c",
+            &[PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID)],
+        )
+        .unwrap_or_else(|e| spi_failed(e));
     let stack = RefCell::new(Stack::default());
     // Directories whose subtransaction is open, innermost last (DFS keeps them nested).
     let mut open_dirs: Vec<&str> = Vec::new();
@@ -394,7 +401,7 @@ fn run_suite(
                         ("test_start", "test_end")
                     };
                     events.emit(client, start, path, dir, step.depth, step.ordinal);
-                    run_script(client, step, contents, suite);
+                    run_script(client, &capture, step, contents, suite);
                     events.emit(client, end, path, dir, step.depth, step.ordinal);
                     if step.step_type == StepType::Test {
                         events.emit(client, "rollback", path, dir, step.depth, step.ordinal);
@@ -430,8 +437,9 @@ fn run_suite(
 
 /// Runs one fixture or test script. A failure is recorded and raised as
 /// `Failed in <path>: <message>` with the original SQLSTATE and DETAIL.
-fn run_script(
-    client: &mut SpiClient<'_>,
+fn run_script<'a>(
+    client: &mut SpiClient<'a>,
+    capture: &pgrx::spi::PreparedStatement<'a>,
     step: &PlanStep,
     contents: &HashMap<String, String>,
     suite: i32,
@@ -446,11 +454,7 @@ fn run_script(
     let outcome: Result<(), (String, String, Option<String>)> =
         PgTryBuilder::new(AssertUnwindSafe(|| {
             let captured = client
-                .update(
-                    "SELECT c.state, c.message, c.detail FROM pg_temp._pgmi_test_capture($1) c",
-                    None,
-                    &[content.into()],
-                )
+                .update(capture, None, &[content.into()])
                 .and_then(|t| t.first().get_three::<String, String, String>());
             match captured {
                 Ok((None, ..)) => Ok(()),
