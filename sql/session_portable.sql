@@ -2,8 +2,10 @@
 -- run right after session.sql by pgmi-upload (or by a script `pgmi-upload bundle` wrote).
 -- They define, in plain SQL and PL/pgSQL, the three routines sql/session_extension.sql
 -- defines by calling the extension, with the same signatures and the same contract
--- (pgmi-session-api.md §6; pgmi-ext/src/testrun.rs is the other implementation, and the
--- live tests run against both):
+-- (the plan, the nine events and their ordinals, which callback side effects persist, the
+-- `Failed in <path>: <message>` error with the original SQLSTATE and DETAIL, P0002 on an
+-- empty plan; pgmi-ext/src/testrun.rs is the other implementation, and the live tests run
+-- against both):
 --
 --   pg_temp.pgmi_test_plan(p_pattern)       the plan, computed here in SQL
 --   pg_temp.pgmi_test(p_pattern, p_callback) runs the tests

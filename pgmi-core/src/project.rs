@@ -99,6 +99,23 @@ pub struct Project {
     pub files_loaded: usize,
 }
 
+impl Project {
+    /// Sources that are SQL files (the load summary's `sql_files`).
+    pub fn sql_files(&self) -> usize {
+        self.sources.iter().filter(|s| s.path.is_sql_file()).count()
+    }
+
+    /// Bytes of text stored: every source's and test file's content (the summary's `bytes`).
+    pub fn content_bytes(&self) -> usize {
+        self.sources.iter().map(|s| s.content.len()).sum::<usize>()
+            + self
+                .test_sources
+                .iter()
+                .map(|t| t.content.len())
+                .sum::<usize>()
+    }
+}
+
 /// Validates and routes `files` (any order; excluded paths are ignored) into a [`Project`].
 ///
 /// The three phases are public so that the server can pipeline them (insert the first

@@ -140,7 +140,9 @@ fn create_objects_now() {
             .unwrap_or_else(|| "public".to_string());
         client.update(SESSION_SQL, None, &[])?;
         client.update(
-            SESSION_EXTENSION_SQL.replace("@extschema@", &schema).as_str(),
+            SESSION_EXTENSION_SQL
+                .replace("@extschema@", &schema)
+                .as_str(),
             None,
             &[],
         )?;
@@ -189,25 +191,11 @@ impl Filler {
                 .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e))
         });
 
-        let bytes = project
-            .sources
-            .iter()
-            .map(|s| s.content.len())
-            .sum::<usize>()
-            + project
-                .test_sources
-                .iter()
-                .map(|t| t.content.len())
-                .sum::<usize>();
         Summary {
             files: project.files_loaded,
-            sql_files: project
-                .sources
-                .iter()
-                .filter(|s| s.path.is_sql_file())
-                .count(),
+            sql_files: project.sql_files(),
             test_files: project.test_sources.len(),
-            bytes,
+            bytes: project.content_bytes(),
             parameters: parameters.len(),
         }
     }

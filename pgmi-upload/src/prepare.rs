@@ -77,10 +77,11 @@ pub fn param_vars(
             )));
         }
         if params.iter().any(|(k, _)| *k == key) || out.iter().any(|v| v.key == key) {
-            return Err(Failure::config(format!(
-                "parameter \"{key}\" is given more than once"
-            ))
-            .with_hint("give each parameter once: as --param, in a --params-file, or as --param-var"));
+            return Err(
+                Failure::config(format!("parameter \"{key}\" is given more than once")).with_hint(
+                    "give each parameter once: as --param, in a --params-file, or as --param-var",
+                ),
+            );
         }
         out.push(crate::psql_script::ParamVar {
             key,

@@ -142,9 +142,7 @@ fn portable_session(out: &mut String, project: &Project, parts: &Parts<'_>) {
         }
         out.push_str(&table.copy_statement(""));
         out.push_str(";\n");
-        rows::each_row(table, project, parts.params, |values| {
-            text_row(out, values)
-        });
+        rows::each_row(table, project, parts.params, |values| text_row(out, values));
         out.push_str("\\.\n");
     }
     push_sql(out, portable::SESSION_CONSTRAINTS_SQL);
@@ -307,10 +305,7 @@ mod tests {
             "CREATE TABLE a()\\; CREATE TABLE b();\n"
         );
         assert_eq!(psql_unit("\n\n   SELECT 1;"), "SELECT 1;\n");
-        assert_eq!(
-            psql_unit("SELECT ';'; -- x;\n"),
-            "SELECT ';'; -- x;\n\n"
-        );
+        assert_eq!(psql_unit("SELECT ';'; -- x;\n"), "SELECT ';'; -- x;\n\n");
         assert_eq!(psql_unit("SELECT 1; SELECT 2"), "SELECT 1\\; SELECT 2\n;\n");
         assert_eq!(
             psql_unit("DO $$ BEGIN PERFORM 1; END $$; SELECT 1;"),

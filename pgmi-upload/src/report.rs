@@ -107,10 +107,7 @@ pub fn summary_line(report: &DeployReport, failure: Option<&Failure>, style: Sty
                 report.files_loaded
             );
             if report.test_macros > 0 {
-                line.push_str(&format!(
-                    ", {} test macro(s) expanded",
-                    report.test_macros
-                ));
+                line.push_str(&format!(", {} test macro(s) expanded", report.test_macros));
             }
             line.push_str(&format!(" in {elapsed}"));
             line
@@ -236,7 +233,7 @@ pub fn json_envelope(
             env.column = Some(loc.column);
             // Rewritten macros change the text of their own line only (the line count is
             // kept), but the position was computed on the rewritten text.
-            env.script_expanded = Some(macros_of(report) > 0);
+            env.script_expanded = Some(report.is_some_and(|r| r.test_macros > 0));
         }
     }
     let value = serde_json::to_value(&env).unwrap_or(serde_json::Value::Null);
@@ -247,10 +244,6 @@ pub fn json_envelope(
     let mut text = serde_json::to_string_pretty(&sorted).unwrap_or_else(|_| "{}".into());
     text.push('\n');
     text
-}
-
-fn macros_of(report: Option<&DeployReport>) -> usize {
-    report.map_or(0, |r| r.test_macros)
 }
 
 /// The file named by `Failed in <path>` (the basic template's migration loop and the test

@@ -118,7 +118,10 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     };
     match &args.output {
         Some(path) => std::fs::write(path, text).map_err(|e| {
-            Failure::new(Exit::General, format!("could not write {}: {e}", path.display()))
+            Failure::new(
+                Exit::General,
+                format!("could not write {}: {e}", path.display()),
+            )
         })?,
         None => report::print_stdout(&text),
     }
@@ -192,7 +195,8 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
     // The reference's `CALL pgmi_test(...)` macro forms become calls of the procedure
-    // every session has, pg_temp.pgmi_test (DESIGN.md); line numbers are kept.
+    // every session has, pg_temp.pgmi_test (README, "Tests inside the deploy"); line
+    // numbers are kept.
     let rewritten = pgmi_core::macros::rewrite(&script);
     if rewritten.count > 0 {
         report::verbose(

@@ -27,12 +27,10 @@ pub const MIN_SERVER_VERSION_NUM: i32 = 130_000;
 
 /// First column of the first row of a simple query, as text.
 fn scalar(client: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
-    for message in client.simple_query(sql)? {
-        if let SimpleQueryMessage::Row(row) = message {
-            return Ok(row.get(0).map(str::to_string));
-        }
-    }
-    Ok(None)
+    let messages = client.simple_query(sql)?;
+    Ok(first_row(&messages)
+        .and_then(|row| row.get(0))
+        .map(str::to_string))
 }
 
 /// Refuse servers older than [`MIN_SERVER_VERSION_NUM`] (exit 10).
@@ -85,8 +83,7 @@ pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure>
     Ok(())
 }
 
-/// Which kind of session a deploy builds (`--session`, DESIGN.md "Two ways to build one
-/// session").
+/// Which kind of session a deploy builds (`--session`; README, "Managed PostgreSQL").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// The extension's loader; its schema, quoted.
@@ -110,9 +107,23 @@ struct Availability {
     installed: Option<String>,
     /// Its files are on the server (`pg_available_extensions`).
     available: bool,
-    /// This role may run CREATE EXTENSION pgmi: a superuser, or CREATE on the database
-    /// when the control file says `trusted`.
-    creatable: bool,
+    superuser: bool,
+    /// Its control file says `trusted`: a role with CREATE on the database may install it.
+    trusted: bool,
+    /// CREATE on the current database.
+    may_create: bool,
+}
+
+impl Availability {
+    /// This role may run CREATE EXTENSION pgmi in the current database.
+    fn creatable(&self) -> bool {
+        self.available && (self.superuser || (self.trusted && self.may_create))
+    }
+
+    /// ... or in a database it creates now: the creator owns it, so it has CREATE there.
+    fn creatable_in_new_database(&self) -> bool {
+        self.available && (self.superuser || self.trusted)
+    }
 }
 
 fn availability(client: &mut Client) -> Result<Availability, Failure> {
@@ -120,59 +131,50 @@ fn availability(client: &mut Client) -> Result<Availability, Failure> {
         (SELECT n.nspname FROM pg_catalog.pg_extension e \
            JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'), \
         EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = 'pgmi'), \
-        COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false) \
-        OR (COALESCE((SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
-                       JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
-                                                              AND a.default_version = v.version \
-                      WHERE v.name = 'pgmi'), false) \
-            AND pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))";
+        (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), \
+        (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
+           JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
+                                                  AND a.default_version = v.version \
+          WHERE v.name = 'pgmi'), \
+        pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')";
     let rows = client
         .simple_query(PROBE)
         .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
-    let row = rows
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
+    let row = first_row(&rows)
         .ok_or_else(|| Failure::new(Exit::General, "the extension probe returned no row"))?;
+    let yes = |i: usize| row.get(i) == Some("t");
     Ok(Availability {
         installed: row.get(0).map(str::to_string),
-        available: row.get(1) == Some("t"),
-        creatable: row.get(2) == Some("t"),
+        available: yes(1),
+        superuser: yes(2),
+        trusted: yes(3),
+        may_create: yes(4),
+    })
+}
+
+/// The first row of a simple query's messages.
+fn first_row(messages: &[SimpleQueryMessage]) -> Option<&postgres::SimpleQueryRow> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
     })
 }
 
 /// `--session extension` and the target database does not exist yet: before creating it,
 /// make sure the extension could be installed there, so that exit 10 still means nothing
-/// was changed. The creator owns the new database, so it has `CREATE` on it: the extension
-/// is creatable when its files are on the server and the role is a superuser or the
-/// extension is trusted. Runs on the maintenance database.
+/// was changed. Runs on the maintenance database.
 pub fn check_extension_for_new_database(
     client: &mut Client,
     db: &str,
     user: &str,
 ) -> Result<(), Failure> {
-    const PROBE: &str = "SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false) \
-        OR COALESCE((SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
-                      JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
-                                                             AND a.default_version = v.version \
-                     WHERE v.name = 'pgmi'), false), \
-        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = 'pgmi')";
-    let rows = client
-        .simple_query(PROBE)
-        .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
-    let row = rows.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some((row.get(0) == Some("t"), row.get(1) == Some("t"))),
-        _ => None,
-    });
-    match row {
-        Some((true, true)) => Ok(()),
-        _ => Err(Failure::config(format!(
-            "--session extension: the pgmi extension could not be installed in the new database \"{db}\" by role \"{user}\""
-        ))
-        .with_hint("deploy with --session portable (needs only CONNECT and TEMPORARY), or install the extension's files on the server")),
+    if availability(client)?.creatable_in_new_database() {
+        return Ok(());
     }
+    Err(Failure::config(format!(
+        "--session extension: the pgmi extension could not be installed in the new database \"{db}\" by role \"{user}\""
+    ))
+    .with_hint("deploy with --session portable (needs only CONNECT and TEMPORARY), or install the extension's files on the server"))
 }
 
 /// Decide the session kind, installing the extension when that is the choice and it is
@@ -192,7 +194,7 @@ pub fn choose(
         let why = format!("the pgmi extension is installed in schema {schema}");
         return Ok((Kind::Extension { schema }, why));
     }
-    if found.available && found.creatable {
+    if found.creatable() {
         eprintln!("Installing extension pgmi");
         client
             .batch_execute("CREATE EXTENSION pgmi")
@@ -208,7 +210,9 @@ pub fn choose(
         return Ok((Kind::Extension { schema }, why));
     }
     let why = if found.available {
-        format!("the pgmi extension is not installed in \"{db}\" and role \"{user}\" may not create it")
+        format!(
+            "the pgmi extension is not installed in \"{db}\" and role \"{user}\" may not create it"
+        )
     } else {
         "the pgmi extension is not available on this server".to_string()
     };
@@ -338,13 +342,8 @@ fn load_in_transaction(
         "SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload))"
     );
     let rows = client.simple_query(&sql).map_err(|e| load_failure(&e))?;
-    let row = rows
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
-        .ok_or_else(|| Failure::new(Exit::General, "pgmi_load returned no row"))?;
+    let row =
+        first_row(&rows).ok_or_else(|| Failure::new(Exit::General, "pgmi_load returned no row"))?;
     let int = |i: usize| -> Result<i64, Failure> {
         row.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| {
             Failure::new(

@@ -131,8 +131,8 @@ impl Drop for TestDb {
     }
 }
 
-/// The two ways to build a session (DESIGN.md); tests of the session contract, of
-/// `pgmi_test` and of the deploy flow run against both through [`both_kinds!`].
+/// The two ways to build a session (README, "Managed PostgreSQL"); tests of the session
+/// contract, of `pgmi_test` and of the deploy flow run against both through [`both_kinds!`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `pgmi_load()` of the extension, installed in the test database.
@@ -346,7 +346,13 @@ pub fn deploy_as(kind: Kind, project: &Project, db: &str, extra: &[&str]) -> Run
 /// Like [`deploy_as`] but asserts success and returns the run.
 pub fn deploy_ok_as(kind: Kind, project: &Project, db: &str, extra: &[&str]) -> Run {
     let run = deploy_as(kind, project, db, extra);
-    assert_eq!(run.code, 0, "{} deploy failed:\n{}", kind.flag(), run.stderr);
+    assert_eq!(
+        run.code,
+        0,
+        "{} deploy failed:\n{}",
+        kind.flag(),
+        run.stderr
+    );
     run
 }
 

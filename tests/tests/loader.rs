@@ -235,7 +235,11 @@ fn non_superuser_installs_the_trusted_extension() {
         &env,
     );
     assert_eq!(denied.code, 10, "{}", denied.stderr);
-    assert!(denied.stderr.contains("--session portable"), "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("--session portable"),
+        "{}",
+        denied.stderr
+    );
     assert!(
         denied.stderr.contains("CREATE EXTENSION pgmi"),
         "{}",

@@ -1,5 +1,5 @@
-//! The two session kinds side by side (DESIGN.md "Two ways to build one session",
-//! "Deliberate differences"): the portable session with nothing but CONNECT and TEMPORARY,
+//! The two session kinds side by side (README, "Managed PostgreSQL"): the portable session
+//! with nothing but CONNECT and TEMPORARY,
 //! how `--session auto|extension|portable` chooses, the reference's `CALL pgmi_test(...)`
 //! macro forms (pgmi-session-api.md §6.6) in both kinds, and a corpus of broken projects that
 //! must fail with the same exit code and the same error in both kinds (§7.5, §7.6).

@@ -1,5 +1,5 @@
 //! The session contract (pgmi-session-api.md §1–§5), checked on real sessions of both kinds
-//! (DESIGN.md "Two ways to build one session"): files loaded from an ordinary connection
+//! (README, "Managed PostgreSQL"): files loaded from an ordinary connection
 //! (`pgmi_load()`, the psql path, or the portable session's client-side load), and projects
 //! deployed with the real `pgmi-upload` binary.
 

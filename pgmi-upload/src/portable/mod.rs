@@ -31,7 +31,8 @@ pub const SESSION_DROP_SQL: &str = include_str!("../../../sql/session_drop.sql")
 
 /// The extension's statistics statement (`pgmi-ext/src/session.rs`): only the columns
 /// scripts filter and join on. Run when the project has at least one file.
-pub const ANALYZE_SQL: &str = "ANALYZE pg_temp._pgmi_source (path, directory, extension, depth, is_sql_file), \
+pub const ANALYZE_SQL: &str =
+    "ANALYZE pg_temp._pgmi_source (path, directory, extension, depth, is_sql_file), \
      pg_temp._pgmi_source_metadata (path, id), pg_temp._pgmi_test_directory, \
      pg_temp._pgmi_test_source (path, directory, is_fixture)";
 
@@ -42,23 +43,11 @@ pub const SET_PARAMETERS_SQL: &str = "SELECT pg_catalog.set_config('pgmi.' OPERA
 /// What the load reports, computed as the extension computes it.
 pub fn summary(project: &Project, parameters: &[(String, String)]) -> LoadSummary {
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let bytes: usize = project.sources.iter().map(|s| s.content.len()).sum::<usize>()
-        + project
-            .test_sources
-            .iter()
-            .map(|t| t.content.len())
-            .sum::<usize>();
     LoadSummary {
         files: count(project.files_loaded),
-        sql_files: count(
-            project
-                .sources
-                .iter()
-                .filter(|s| s.path.is_sql_file())
-                .count(),
-        ),
+        sql_files: count(project.sql_files()),
         test_files: count(project.test_sources.len()),
-        bytes: count(bytes),
+        bytes: count(project.content_bytes()),
         parameters: count(parameters.len()),
     }
 }

@@ -166,9 +166,51 @@ pub fn each_row<'a>(
     }
 }
 
-/// Rows `table` gets from `project` and `parameters`.
+/// Rows `table` gets from `project` and `parameters` (without building them).
 pub fn row_count(table: Table, project: &Project, parameters: &[(String, String)]) -> usize {
-    let mut n = 0;
-    each_row(table, project, parameters, |_| n += 1);
-    n
+    match table {
+        Table::Source => project.sources.len(),
+        Table::Metadata => project
+            .sources
+            .iter()
+            .filter(|s| s.metadata.is_some())
+            .count(),
+        Table::TestDirectory => project.test_directories.len(),
+        Table::TestSource => project.test_sources.len(),
+        Table::Parameter => parameters.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgmi_core::project::{build, RawFile};
+
+    #[test]
+    fn row_count_matches_the_rows() {
+        let file = |path: &str, text: &str| RawFile {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+        };
+        let project = build(vec![
+            file(
+                "a.sql",
+                "/*\n<pgmi-meta id=\"5b0c2a1e-7c1d-4a8e-9f00-000000000001\" idempotent=\"true\">\n</pgmi-meta>\n*/\nSELECT 1;",
+            ),
+            file("b.txt", "notes"),
+            file("__test__/_setup.sql", "SELECT 1;"),
+            file("__test__/x/test_a.sql", "SELECT 2;"),
+        ])
+        .expect("valid project");
+        let params = vec![("k".to_string(), "v".to_string())];
+        for table in TABLES {
+            let mut built = 0;
+            each_row(table, &project, &params, |values| {
+                assert_eq!(values.len(), table.columns().len(), "{table:?}");
+                built += 1;
+            });
+            assert!(built > 0, "{table:?} has rows in this project");
+            assert_eq!(row_count(table, &project, &params), built, "{table:?}");
+        }
+    }
 }

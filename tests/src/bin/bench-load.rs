@@ -281,7 +281,9 @@ fn main() {
         }
     }
     println!("ratio = load / COPY; ext = upload + unpack + checksums + metadata + inserts + ANALYZE in the server;");
-    println!("port = session SQL + binary COPY of the rows + constraints + ANALYZE (portable session)");
+    println!(
+        "port = session SQL + binary COPY of the rows + constraints + ANALYZE (portable session)"
+    );
     println!("(pack = the client's offline validation and bundling, not part of the ratio)");
     drop(db);
 }
