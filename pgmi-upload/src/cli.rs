@@ -12,25 +12,79 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const DEPLOY_AFTER_HELP: &str = "\
+Examples:
+  pgmi-upload deploy . -d myapp                          local server, database myapp
+  pgmi-upload deploy ./db --connection \"$DATABASE_URL\"   from CI, URI in a secret
+  pgmi-upload deploy . -h db.example.com -U deployer -d app --sslmode verify-full \\
+      --sslrootcert ca.pem --param env=production
+  pgmi-upload deploy . -d \"ci_$JOB_ID\" --overwrite --force   throw-away database per job
+  pgmi-upload deploy . -d app --json --test-report junit=tests.xml
+
+Connection sources, strongest first: flags; the environment (also filled from the
+project's .env, which never overrides a variable already set); pgmi.yaml; defaults.
+A connection string (--connection, PGMI_CONNECTION_STRING, DATABASE_URL) replaces
+the granular settings and cannot be combined with -h, -p, -U or --sslmode.
+Passwords: the connection string, PGPASSWORD, or ~/.pgpass (PGPASSFILE). There is no
+password flag.
+
 Environment:
   PGHOST, PGPORT, PGUSER, PGDATABASE    defaults for -h, -p, -U, -d
-  PGPASSWORD                            the password (there is no password flag)
+  PGPASSWORD, PGPASSFILE                the password, or the password file to search
+  PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGSSLPASSWORD
+                                        TLS, as in libpq
   PGAPPNAME                             application_name (default: pgmi)
   PGCONNECT_TIMEOUT                     seconds to wait for each connection attempt
-  PGSSLMODE                             disable | allow | prefer (TLS is not supported yet)
   PGMI_CONNECTION_STRING, DATABASE_URL  default for --connection, in that order
   PGMI_MAX_FILE_SIZE                    per-file size cap in bytes (default 10485760);
                                         also sets the server's pgmi_loader.max_file_size
+  PGMI_NON_INTERACTIVE=1, CI            never prompt (as without a terminal)
   NO_COLOR                              plain `ok` / `FAILED` in the summary line
 
 Exit codes: 0 ok, 1 other error, 2 usage, 10 invalid configuration (nothing touched),
-11 connection failed, 13 deploy.sql failed, 14 deploy.sql not found, 15 concurrent deploy,
-16 --timeout expired, 130 interrupted.";
+11 connection failed, 12 approval denied, 13 deploy.sql failed, 14 deploy.sql not found,
+15 concurrent deploy, 16 --timeout expired, 130 interrupted.";
+
+const BUNDLE_AFTER_HELP: &str = "\
+Examples:
+  pgmi-upload bundle . -o deploy-bundle.sql --param env=production
+  psql -X -v ON_ERROR_STOP=1 -d app -f deploy-bundle.sql
+  pgmi-upload bundle . --param-var api_token=TOKEN -o b.sql
+  psql -X -v ON_ERROR_STOP=1 -v TOKEN=\"$API_TOKEN\" -d app -f b.sql";
+
+const INFO_AFTER_HELP: &str = "\
+Examples:
+  pgmi-upload info                 the project in the current directory
+  pgmi-upload info ./db --json     machine-readable
+  pgmi-upload info . -d staging    also resolve the connection for database staging";
+
+const METADATA_VALIDATE_HELP: &str = "\
+Examples:
+  pgmi-upload metadata validate .
+  pgmi-upload metadata validate ./db --json
+
+Exit codes: 0 valid, 1 duplicate ids, 10 a malformed block (the file and line are named).";
+
+const METADATA_PLAN_HELP: &str = "\
+Examples:
+  pgmi-upload metadata plan .
+  pgmi-upload metadata plan ./db --json | jq -r '.plan[].path'";
+
+const METADATA_SCAFFOLD_HELP: &str = "\
+Examples:
+  pgmi-upload metadata scaffold .                         show the blocks it would add
+  pgmi-upload metadata scaffold . --write                 add them
+  pgmi-upload metadata scaffold . --write --idempotent false";
+
+const COMPLETION_AFTER_HELP: &str = "\
+Examples:
+  pgmi-upload completion bash > /etc/bash_completion.d/pgmi-upload
+  pgmi-upload completion zsh > \"${fpath[1]}/_pgmi-upload\"
+  pgmi-upload completion fish > ~/.config/fish/completions/pgmi-upload.fish";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pgmi-upload",
-    version,
+    version = crate::VERSION_TEXT,
     about = "Deploy a pgmi project: load its files into the session and run its deploy.sql",
     disable_help_flag = true,
     disable_help_subcommand = true
@@ -53,9 +107,28 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Write one SQL script that deploys the project with psql alone:
     /// psql -X -v ON_ERROR_STOP=1 -d DB -f SCRIPT
-    #[command(disable_help_flag = true)]
+    #[command(after_help = BUNDLE_AFTER_HELP, disable_help_flag = true)]
     Bundle(BundleArgs),
-    /// Print the version
+    /// Show what a deploy would load and where it would connect, without connecting
+    #[command(after_help = INFO_AFTER_HELP, disable_help_flag = true)]
+    Info(InfoArgs),
+    /// Check, order and scaffold <pgmi-meta> blocks, without connecting
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Print a shell completion script
+    #[command(after_help = COMPLETION_AFTER_HELP)]
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff) on stdout, or write one page per command into DIR
+    #[command(hide = true)]
+    Man {
+        /// Write <program>.1 and <program>-<command>.1 here instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the version, the session-API compat level, the commit and the platform
     Version,
 }
 
@@ -65,27 +138,23 @@ pub struct DeployArgs {
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
 
-    /// Server host name, or a Unix socket directory when it starts with `/`
-    /// [env: PGHOST] [default: /var/run/postgresql if its socket exists, else localhost]
-    #[arg(short = 'h', long, value_name = "HOST")]
-    pub host: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
 
-    /// Server port [env: PGPORT] [default: 5432]
-    #[arg(short = 'p', long, value_name = "PORT")]
-    pub port: Option<String>,
+    /// Drop and re-create the target database before deploying. Asks you to type the
+    /// database name on a terminal; needs --force without one. Never the maintenance
+    /// database or a template database
+    #[arg(long)]
+    pub overwrite: bool,
 
-    /// User name [env: PGUSER] [default: $USER]
-    #[arg(short = 'U', long, value_name = "USER")]
-    pub username: Option<String>,
+    /// Never wait for a prompt: with --overwrite, a 5-second countdown on a terminal and
+    /// a single log line without one
+    #[arg(long)]
+    pub force: bool,
 
-    /// Target database; created when missing [env: PGDATABASE]
-    #[arg(short = 'd', long, value_name = "DB")]
-    pub database: Option<String>,
-
-    /// Connection URI (postgresql://…); excludes -h, -p, -U
-    /// [env: PGMI_CONNECTION_STRING, DATABASE_URL]
-    #[arg(long, value_name = "URI")]
-    pub connection: Option<String>,
+    /// Session-API contract version; only 1 exists
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub compat: Option<String>,
 
     /// Parameter for deploy.sql, readable as current_setting('pgmi.<key>') (repeatable)
     #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
@@ -97,13 +166,9 @@ pub struct DeployArgs {
     pub params_files: Vec<PathBuf>,
 
     /// Deadline for the whole run: 30s, 5m, 1h30m; 0 disables
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "3m",
-        allow_hyphen_values = true
-    )]
-    pub timeout: String,
+    /// [default: `timeout` in pgmi.yaml, else 3m]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
 
     /// After the deploy, write the test results as junit=FILE (JUnit XML) or
     /// tap=FILE (TAP version 13); written even when the deploy fails (repeatable)
@@ -123,6 +188,123 @@ pub struct DeployArgs {
     /// Show progress details, debug notices and elapsed time on each notice
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+/// Where and how to connect; shared by `deploy` and `info`. Every field is optional: the
+/// environment, the project's `.env` and `pgmi.yaml` fill the gaps (`conninfo.rs`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// Server host name, or a Unix socket directory when it starts with `/`
+    /// [env: PGHOST] [default: /var/run/postgresql if its socket exists, else localhost]
+    #[arg(short = 'h', long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Server port [env: PGPORT] [default: 5432]
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// User name [env: PGUSER] [default: $USER]
+    #[arg(short = 'U', long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Target database; created when missing [env: PGDATABASE]
+    #[arg(short = 'd', long, value_name = "DB")]
+    pub database: Option<String>,
+
+    /// Connection string: a URI (postgresql://…), libpq key=value pairs, or an ADO.NET
+    /// string (Host=…;Database=…); excludes -h, -p, -U, --sslmode
+    /// [env: PGMI_CONNECTION_STRING, DATABASE_URL]
+    #[arg(long, value_name = "STRING")]
+    pub connection: Option<String>,
+
+    /// disable, allow, prefer, require, verify-ca or verify-full, as in libpq
+    /// [env: PGSSLMODE] [default: prefer]
+    #[arg(long, value_name = "MODE")]
+    pub sslmode: Option<String>,
+
+    /// Certificate authorities to trust, or `system` for the operating system's store
+    /// [env: PGSSLROOTCERT] [default: ~/.postgresql/root.crt if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub sslrootcert: Option<String>,
+
+    /// Client certificate [env: PGSSLCERT] [default: ~/.postgresql/postgresql.crt if it
+    /// exists]
+    #[arg(long, value_name = "FILE")]
+    pub sslcert: Option<String>,
+
+    /// Client private key; an encrypted key takes its passphrase from PGSSLPASSWORD or
+    /// the connection string's sslpassword [env: PGSSLKEY]
+    /// [default: ~/.postgresql/postgresql.key if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub sslkey: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Project directory
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// Parameter, as for deploy (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
+    pub params: Vec<String>,
+
+    /// File of KEY=VALUE lines, as for deploy (repeatable)
+    #[arg(long = "params-file", value_name = "PATH")]
+    pub params_files: Vec<PathBuf>,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetadataCommand {
+    /// Check every <pgmi-meta> block and that no id is used twice
+    #[command(after_help = METADATA_VALIDATE_HELP)]
+    Validate {
+        /// Project directory
+        #[arg(value_name = "PATH", default_value = ".")]
+        path: PathBuf,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the order in which a session's pgmi_plan_view lists the project's SQL files
+    #[command(after_help = METADATA_PLAN_HELP)]
+    Plan {
+        /// Project directory
+        #[arg(value_name = "PATH", default_value = ".")]
+        path: PathBuf,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show (or with --write, add) a <pgmi-meta> block for every SQL file that has none
+    #[command(after_help = METADATA_SCAFFOLD_HELP)]
+    Scaffold {
+        /// Project directory
+        #[arg(value_name = "PATH", default_value = ".")]
+        path: PathBuf,
+        /// Write the blocks into the files (default: only show them)
+        #[arg(long)]
+        write: bool,
+        /// The idempotent attribute of the new blocks
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+        idempotent: bool,
+    },
+}
+
+/// `completion <shell>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Args)]
@@ -206,8 +388,8 @@ mod tests {
         let Command::Deploy(args) = cli.command else {
             panic!("not deploy")
         };
-        assert_eq!(args.host.as_deref(), Some("db1"));
-        assert_eq!(args.timeout, "3m");
+        assert_eq!(args.conn.host.as_deref(), Some("db1"));
+        assert_eq!(args.timeout, None);
     }
 
     #[test]

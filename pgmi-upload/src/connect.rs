@@ -13,9 +13,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use crate::conninfo::ConnInfo;
 use crate::exit::{error_chain, Exit, Failure};
@@ -31,6 +30,7 @@ pub struct Connector<'a> {
     pub start: Instant,
     pub verbose: bool,
     pub deadline: Option<Instant>,
+    pub tls: &'a crate::tls::Tls,
 }
 
 impl Connector<'_> {
@@ -43,7 +43,6 @@ impl Connector<'_> {
             .user(&info.user)
             .dbname(dbname)
             .application_name(&info.application_name)
-            .ssl_mode(SslMode::Disable)
             .notice_callback(crate::notice::callback(self.start, self.verbose));
         if let Some(password) = &info.password {
             config.password(password);
@@ -70,7 +69,8 @@ impl Connector<'_> {
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 0;
         loop {
-            match self.config(dbname).connect(NoTls) {
+            let is_socket = self.info.host.starts_with('/');
+            match crate::tls::connect(&self.config(dbname), self.tls, is_socket) {
                 Ok(client) => return Ok(client),
                 Err(err) if attempt < RETRIES && is_retryable(&err) && self.time_left(delay) => {
                     crate::report::verbose(
@@ -104,7 +104,7 @@ impl Connector<'_> {
         match self.connect(target) {
             Ok(client) => return Ok(client),
             Err(err) if err.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
-            Err(err) => return Err(connect_failure(&err, self.info, target)),
+            Err(err) => return Err(connect_failure(&err, self.info, self.tls, target)),
         }
         let maintenance = &self.info.maintenance_db;
         crate::report::verbose(
@@ -112,7 +112,7 @@ impl Connector<'_> {
             &format!("database {target:?} not found; connecting to maintenance database {maintenance:?} to create it"),
         );
         let mut admin = self.connect(maintenance).map_err(|err| {
-            connect_failure(&err, self.info, maintenance).context(&format!(
+            connect_failure(&err, self.info, self.tls, maintenance).context(&format!(
                 "database \"{target}\" does not exist and the maintenance database is unreachable"
             ))
         })?;
@@ -124,7 +124,7 @@ impl Connector<'_> {
         }
         drop(admin);
         self.connect(target)
-            .map_err(|err| connect_failure(&err, self.info, target))
+            .map_err(|err| connect_failure(&err, self.info, self.tls, target))
     }
 }
 
@@ -188,7 +188,12 @@ fn io_error_kind(err: &postgres::Error) -> Option<io::ErrorKind> {
 }
 
 /// A connect failure as a short actionable message (exit 11).
-pub fn connect_failure(err: &postgres::Error, info: &ConnInfo, dbname: &str) -> Failure {
+pub fn connect_failure(
+    err: &postgres::Error,
+    info: &ConnInfo,
+    tls: &crate::tls::Tls,
+    dbname: &str,
+) -> Failure {
     let server = if info.host.starts_with('/') {
         format!("socket {}/.s.PGSQL.{}", info.host, info.port)
     } else {
@@ -213,7 +218,7 @@ pub fn connect_failure(err: &postgres::Error, info: &ConnInfo, dbname: &str) -> 
         Some("53300") => Some("the server has too many connections; retry later or raise max_connections".to_string()),
         Some("57P03") => Some("the server is starting up or shutting down; retry in a moment".to_string()),
         Some(_) => None,
-        None => transport_hint(err, info),
+        None => crate::tls::failure_hint(err, tls).or_else(|| transport_hint(err, info)),
     };
     if let Some(hint) = hint {
         failure = failure.with_hint(hint);

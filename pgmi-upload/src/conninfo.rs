@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::DeployArgs;
+use crate::cli::ConnectionArgs;
 use crate::exit::Failure;
 use crate::uri;
 
@@ -27,14 +27,6 @@ pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 const DEFAULT_PORT: u16 = 5432;
 const MAINTENANCE_DB: &str = "postgres";
 const DEFAULT_APPLICATION_NAME: &str = "pgmi";
-const SSL_MODES: &[&str] = &[
-    "disable",
-    "allow",
-    "prefer",
-    "require",
-    "verify-ca",
-    "verify-full",
-];
 
 /// Everything needed to open the session, resolved and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,20 +44,20 @@ pub struct ConnInfo {
     pub connect_timeout: Option<Duration>,
     /// Server start-up options (`-c key=value …`) from the URI.
     pub options: Option<String>,
-    pub sslmode: String,
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl ConnInfo {
     /// One line for `--verbose`; never contains the password.
     pub fn describe(&self) -> String {
         format!(
-            "host={} port={} user={} database={} maintenance_database={} sslmode={} (no TLS) application_name={} password: {}",
+            "host={} port={} user={} database={} maintenance_database={} sslmode={} application_name={} password: {}",
             self.host,
             self.port,
             self.user,
             self.target_db,
             self.maintenance_db,
-            self.sslmode,
+            self.tls.mode.as_str(),
             self.application_name,
             if self.password.is_some() { "set" } else { "unset" },
         )
@@ -81,7 +73,7 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 pub fn resolve(
-    args: &DeployArgs,
+    args: &ConnectionArgs,
     env: EnvLookup<'_>,
     socket_exists: &dyn Fn(&Path) -> bool,
 ) -> Result<ConnInfo, Failure> {
@@ -104,12 +96,11 @@ pub fn resolve(
             "several hosts given; pgmi-upload connects to exactly one",
         ));
     }
-    check_sslmode(&info.sslmode)?;
     Ok(info)
 }
 
 fn from_uri(
-    args: &DeployArgs,
+    args: &ConnectionArgs,
     origin: &str,
     text: &str,
     env: EnvLookup<'_>,
@@ -186,15 +177,17 @@ fn from_uri(
             .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string()),
         connect_timeout: connect_timeout.filter(|s| *s > 0).map(Duration::from_secs),
         options,
-        sslmode: parts
-            .sslmode
-            .clone()
-            .or_else(|| env("PGSSLMODE").map(|m| m.to_ascii_lowercase()))
-            .unwrap_or_else(|| "prefer".to_string()),
+        tls: tls_settings(
+            &parts
+                .sslmode
+                .clone()
+                .or_else(|| env("PGSSLMODE"))
+                .unwrap_or_else(|| "prefer".to_string()),
+        )?,
     })
 }
 
-fn from_parts(args: &DeployArgs, env: EnvLookup<'_>) -> Result<ConnInfo, Failure> {
+fn from_parts(args: &ConnectionArgs, env: EnvLookup<'_>) -> Result<ConnInfo, Failure> {
     let port = match (&args.port, env("PGPORT")) {
         (Some(flag), _) => {
             uri::parse_port(flag).map_err(|e| Failure::config(format!("--port: {e}")))?
@@ -228,9 +221,7 @@ fn from_parts(args: &DeployArgs, env: EnvLookup<'_>) -> Result<ConnInfo, Failure
             .filter(|s| *s > 0)
             .map(Duration::from_secs),
         options: None,
-        sslmode: env("PGSSLMODE")
-            .map(|m| m.to_ascii_lowercase())
-            .unwrap_or_else(|| "prefer".to_string()),
+        tls: tls_settings(&env("PGSSLMODE").unwrap_or_else(|| "prefer".to_string()))?,
     })
 }
 
@@ -283,22 +274,17 @@ fn passwd_user_name() -> Option<String> {
     None
 }
 
-fn check_sslmode(mode: &str) -> Result<(), Failure> {
-    if !SSL_MODES.contains(&mode) {
-        return Err(Failure::config(format!(
+fn tls_settings(mode: &str) -> Result<crate::tls::TlsSettings, Failure> {
+    let mode = crate::tls::SslMode::parse(mode).ok_or_else(|| {
+        Failure::config(format!(
             "invalid sslmode {mode:?}: expected one of {}",
-            SSL_MODES.join(", ")
-        )));
-    }
-    if matches!(mode, "require" | "verify-ca" | "verify-full") {
-        return Err(Failure::config(format!(
-            "TLS is not supported yet by this version of pgmi-upload, so sslmode={mode} cannot be honoured"
+            crate::tls::SslMode::NAMES.join(", ")
         ))
-        .with_hint(
-            "connect over a Unix socket or a trusted network with sslmode=disable or prefer (the connection is then not encrypted)",
-        ));
-    }
-    Ok(())
+    })?;
+    Ok(crate::tls::TlsSettings {
+        mode,
+        ..Default::default()
+    })
 }
 
 /// Escape a value for the start-up `options` string: backslash before space and backslash.
@@ -316,7 +302,7 @@ fn escape_option(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{Cli, Command, DeployArgs};
     use clap::Parser;
     use std::collections::HashMap;
 
@@ -324,7 +310,7 @@ mod tests {
         let argv = ["pgmi-upload", "deploy", "."].iter().chain(extra).copied();
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Deploy(a) => a,
-            Command::Bundle(_) | Command::Version => unreachable!("parsed a deploy command"),
+            _ => unreachable!("parsed a deploy command"),
         }
     }
 
@@ -334,7 +320,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let env = move |k: &str| map.get(k).cloned();
-        resolve(&args(extra), &env, &|_| false)
+        resolve(&args(extra).conn, &env, &|_| false)
     }
 
     #[test]
@@ -436,18 +422,6 @@ mod tests {
         let info =
             resolve_with(&["-d", "a"], &[("USER", "u"), ("PGCONNECT_TIMEOUT", "4")]).unwrap();
         assert_eq!(info.connect_timeout, Some(Duration::from_secs(4)));
-    }
-
-    #[test]
-    fn tls_modes_are_refused_honestly() {
-        let err =
-            resolve_with(&["--connection", "postgres://h/d?sslmode=require"], &[]).unwrap_err();
-        assert!(err.message.contains("TLS is not supported yet"));
-        assert!(
-            resolve_with(&["-d", "a"], &[("USER", "u"), ("PGSSLMODE", "verify-full")]).is_err()
-        );
-        assert!(resolve_with(&["-d", "a"], &[("USER", "u"), ("PGSSLMODE", "bogus")]).is_err());
-        assert!(resolve_with(&["-d", "a"], &[("USER", "u"), ("PGSSLMODE", "disable")]).is_ok());
     }
 
     #[test]

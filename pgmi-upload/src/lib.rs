@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+mod commands;
 mod connect;
 mod conninfo;
 mod copy_binary;
@@ -28,5 +29,25 @@ pub mod run;
 pub mod session;
 mod testreport;
 mod testresults;
+mod tls;
 mod uri;
 mod watchdog;
+
+/// `--version` and the first two lines of `version`.
+pub const VERSION_TEXT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (compat 1)\nCommit: ",
+    env!("PGMI_COMMIT"),
+    ", Platform: ",
+    env!("PGMI_PLATFORM")
+);
+
+/// Both binaries: parse, run, exit. Errors are printed once, in `run.rs`.
+pub fn main() {
+    use clap::Parser;
+    // Usage errors exit 2 inside `parse`, with clap's message.
+    let cli = cli::Cli::parse();
+    // A panic has already printed its message and location; exit with the reference's 3.
+    let code = std::panic::catch_unwind(|| run::run(cli)).unwrap_or(exit::Exit::Panic.code());
+    std::process::exit(code);
+}

@@ -34,11 +34,20 @@ use crate::watchdog::Watchdog;
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Version => {
-            report::print_stdout(&format!("pgmi-upload {}\n", env!("CARGO_PKG_VERSION")));
+            report::print_stdout(&format!(
+                "{} {}\n{}\n",
+                crate::commands::program_name(),
+                crate::VERSION_TEXT,
+                "Source and documentation: the README of the pgmi repository"
+            ));
             Exit::Success.code()
         }
         Command::Deploy(args) => deploy_command(&args).code(),
         Command::Bundle(args) => bundle_command(&args).code(),
+        Command::Info(args) => crate::commands::info::run(&args).code(),
+        Command::Metadata(command) => crate::commands::metadata::run(&command).code(),
+        Command::Completion { shell } => crate::commands::completion(shell).code(),
+        Command::Man { dir } => crate::commands::man(dir.as_deref()).code(),
     }
 }
 
@@ -184,13 +193,13 @@ fn write_reports(
 /// Everything offline, then the session. The report exists once the offline part passed
 /// (the reference's "deploy workflow entered").
 fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<(), Failure>) {
-    let timeout = match duration::parse_timeout(&args.timeout) {
+    let timeout = match duration::parse_timeout(args.timeout.as_deref().unwrap_or("3m")) {
         Ok(timeout) => timeout,
         Err(message) => return (None, Err(Failure::config(message))),
     };
     let watchdog = Watchdog::start(timeout.map(|t| start + t));
     let offline = prepare_offline(args);
-    let (info, mut packed, script) = match offline {
+    let (info, mut packed, script, tls) = match offline {
         Ok(parts) => parts,
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
@@ -224,6 +233,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
         start,
         verbose: args.verbose,
         deadline: timeout.map(|t| start + t),
+        tls: &tls,
     };
     let result = check_flags(&watchdog, args).and_then(|()| {
         online(
@@ -251,10 +261,12 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
 
 /// Offline steps, in the reference's order: parameters (format), connection and target,
 /// parameters (keys and values), deploy.sql, project scan and bundle.
-fn prepare_offline(args: &DeployArgs) -> Result<(ConnInfo, Packed, String), Failure> {
+fn prepare_offline(
+    args: &DeployArgs,
+) -> Result<(ConnInfo, Packed, String, crate::tls::Tls), Failure> {
     let env = conninfo::process_env;
     let pairs = prepare::collect_params(&args.params_files, &args.params)?;
-    let info = conninfo::resolve(args, &env, &|p| p.exists())?;
+    let info = conninfo::resolve(&args.conn, &env, &|p| p.exists())?;
     report::verbose(args.verbose, &format!("connection: {}", info.describe()));
     let params = prepare::finalize_params(pairs)?;
     let param_count = params.len();
@@ -280,7 +292,8 @@ fn prepare_offline(args: &DeployArgs) -> Result<(ConnInfo, Packed, String), Fail
         let bytes = packed.bundle()?.len();
         report::verbose(args.verbose, &format!("bundle is {bytes} bytes"));
     }
-    Ok((info, packed, script))
+    let tls = crate::tls::prepare(&info.tls)?;
+    Ok((info, packed, script, tls))
 }
 
 /// Connect, prepare the session, run deploy.sql, close.
@@ -452,7 +465,7 @@ fn timeout_failure(failure: Failure, args: &DeployArgs) -> Failure {
     }
     .context(&format!(
         "deadline exceeded: --timeout {} expired",
-        args.timeout
+        args.timeout.as_deref().unwrap_or("3m")
     ));
     failure.hint = Some(
         "raise --timeout (0 disables it); to bound single statements use statement_timeout or lock_timeout in deploy.sql".into(),

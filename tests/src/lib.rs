@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use postgres::Client;
 
+pub mod cluster;
+
 fn host() -> String {
     std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".to_string())
 }

@@ -1,0 +1,5 @@
+//! `pgmi`: the same program as `pgmi-upload`, under the original's name.
+
+fn main() {
+    pgmi_upload::main()
+}
