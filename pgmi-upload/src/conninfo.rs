@@ -109,6 +109,7 @@ fn from_uri(
         (args.host.is_some(), "--host"),
         (args.port.is_some(), "--port"),
         (args.username.is_some(), "--username"),
+        (args.sslmode.is_some(), "--sslmode"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -183,6 +184,9 @@ fn from_uri(
                 .clone()
                 .or_else(|| env("PGSSLMODE"))
                 .unwrap_or_else(|| "prefer".to_string()),
+            args,
+            Some(&parts),
+            env,
         )?,
     })
 }
@@ -221,7 +225,16 @@ fn from_parts(args: &ConnectionArgs, env: EnvLookup<'_>) -> Result<ConnInfo, Fai
             .filter(|s| *s > 0)
             .map(Duration::from_secs),
         options: None,
-        tls: tls_settings(&env("PGSSLMODE").unwrap_or_else(|| "prefer".to_string()))?,
+        tls: tls_settings(
+            &args
+                .sslmode
+                .clone()
+                .or_else(|| env("PGSSLMODE"))
+                .unwrap_or_else(|| "prefer".to_string()),
+            args,
+            None,
+            env,
+        )?,
     })
 }
 
@@ -274,16 +287,47 @@ fn passwd_user_name() -> Option<String> {
     None
 }
 
-fn tls_settings(mode: &str) -> Result<crate::tls::TlsSettings, Failure> {
+/// The mode as resolved by the caller; each file setting is flag > connection string >
+/// `PGSSL*` variable (the string beats the environment, as in libpq, so a stale
+/// `PGSSLROOTCERT` cannot swap the trust anchor of a `verify-full` string); the key's
+/// passphrase is string > `PGSSLPASSWORD`.
+fn tls_settings(
+    mode: &str,
+    args: &ConnectionArgs,
+    string: Option<&uri::UriParts>,
+    env: EnvLookup<'_>,
+) -> Result<crate::tls::TlsSettings, Failure> {
     let mode = crate::tls::SslMode::parse(mode).ok_or_else(|| {
         Failure::config(format!(
             "invalid sslmode {mode:?}: expected one of {}",
             crate::tls::SslMode::NAMES.join(", ")
         ))
     })?;
+    let pick = |flag: &Option<String>, from_string: Option<&String>, var: &str| {
+        flag.clone()
+            .or_else(|| from_string.cloned())
+            .or_else(|| env(var))
+    };
     Ok(crate::tls::TlsSettings {
         mode,
-        ..Default::default()
+        rootcert: pick(
+            &args.sslrootcert,
+            string.and_then(|s| s.sslrootcert.as_ref()),
+            "PGSSLROOTCERT",
+        ),
+        cert: pick(
+            &args.sslcert,
+            string.and_then(|s| s.sslcert.as_ref()),
+            "PGSSLCERT",
+        ),
+        key: pick(
+            &args.sslkey,
+            string.and_then(|s| s.sslkey.as_ref()),
+            "PGSSLKEY",
+        ),
+        password: string
+            .and_then(|s| s.sslpassword.clone())
+            .or_else(|| env("PGSSLPASSWORD")),
     })
 }
 

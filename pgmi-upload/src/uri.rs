@@ -24,14 +24,18 @@ pub struct UriParts {
     pub connect_timeout: Option<u64>,
     /// `options=` as given (server command-line options, e.g. `-c search_path=x`).
     pub options: Option<String>,
+    pub sslrootcert: Option<String>,
+    pub sslcert: Option<String>,
+    pub sslkey: Option<String>,
+    /// Secret: the passphrase of an encrypted client key.
+    pub sslpassword: Option<String>,
     /// Other query keys: sent as run-time parameters (`-c key=value`), as libpq-compatible
     /// drivers pass unknown keys on to the server.
     pub runtime_params: Vec<(String, String)>,
 }
 
-/// TLS file settings we accept and ignore: TLS is not supported yet, and a mode that needs
-/// it is refused before these could matter.
-const IGNORED_TLS_KEYS: &[&str] = &["sslcert", "sslkey", "sslrootcert", "sslpassword", "sslcrl"];
+/// libpq TLS keys we accept and do not use: certificate revocation lists.
+const IGNORED_TLS_KEYS: &[&str] = &["sslcrl", "sslcrldir"];
 
 pub fn is_uri(text: &str) -> bool {
     text.starts_with("postgresql://") || text.starts_with("postgres://")
@@ -114,6 +118,10 @@ fn apply_query_param(parts: &mut UriParts, key: &str, value: String) -> Result<(
         "dbname" => parts.dbname = non_empty(value),
         "sslmode" => parts.sslmode = Some(value.to_ascii_lowercase()),
         "application_name" | "applicationname" => parts.application_name = Some(value),
+        "sslrootcert" => parts.sslrootcert = Some(value),
+        "sslcert" => parts.sslcert = Some(value),
+        "sslkey" => parts.sslkey = Some(value),
+        "sslpassword" => parts.sslpassword = Some(value),
         "connect_timeout" | "connecttimeout" => {
             parts.connect_timeout = Some(parse_connect_timeout(&value)?)
         }
