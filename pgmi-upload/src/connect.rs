@@ -106,25 +106,40 @@ impl Connector<'_> {
             Err(err) if err.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
             Err(err) => return Err(connect_failure(&err, self.info, self.tls, target)),
         }
-        let maintenance = &self.info.maintenance_db;
         crate::report::verbose(
             self.verbose,
-            &format!("database {target:?} not found; connecting to maintenance database {maintenance:?} to create it"),
+            &format!(
+                "database {target:?} not found; connecting to maintenance database {:?} to create it",
+                self.info.maintenance_db
+            ),
         );
-        let mut admin = self.connect(maintenance).map_err(|err| {
-            connect_failure(&err, self.info, self.tls, maintenance).context(&format!(
+        let mut admin = self.connect_maintenance().map_err(|f| {
+            f.context(&format!(
                 "database \"{target}\" does not exist and the maintenance database is unreachable"
             ))
         })?;
         check_server(&mut admin)?;
-        eprintln!("Database \"{target}\" does not exist; creating");
-        let quoted = quote_ident(target).map_err(Failure::config)?;
-        if let Err(err) = admin.batch_execute(&format!("CREATE DATABASE {quoted}")) {
-            return Err(create_failure(&err, target));
-        }
+        self.create_database(&mut admin)?;
         drop(admin);
         self.connect(target)
             .map_err(|err| connect_failure(&err, self.info, self.tls, target))
+    }
+
+    /// A connection to the maintenance database (exit 11 when it fails).
+    pub fn connect_maintenance(&self) -> Result<Client, Failure> {
+        let maintenance = &self.info.maintenance_db;
+        self.connect(maintenance)
+            .map_err(|err| connect_failure(&err, self.info, self.tls, maintenance))
+    }
+
+    /// `CREATE DATABASE <target>` with the server's defaults, on the maintenance connection.
+    pub fn create_database(&self, admin: &mut Client) -> Result<(), Failure> {
+        let target = &self.info.target_db;
+        eprintln!("Database \"{target}\" does not exist; creating");
+        let quoted = quote_ident(target).map_err(Failure::config)?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .map_err(|err| create_failure(&err, target))
     }
 }
 

@@ -23,6 +23,9 @@ pub enum Exit {
     /// (except a database created by a previous step).
     InvalidConfig,
     ConnectionFailed,
+    /// `--overwrite` was not approved (wrong name typed, no answer, no terminal and no
+    /// `--force`).
+    ApprovalDenied,
     ExecutionFailed,
     DeploySqlNotFound,
     /// Deploy lock busy, or lost a `CREATE DATABASE` race.
@@ -42,6 +45,7 @@ impl Exit {
             Exit::Panic => 3,
             Exit::InvalidConfig => 10,
             Exit::ConnectionFailed => 11,
+            Exit::ApprovalDenied => 12,
             Exit::ExecutionFailed => 13,
             Exit::DeploySqlNotFound => 14,
             Exit::ConcurrentDeploy => 15,
@@ -173,6 +177,7 @@ mod tests {
             (Exit::ConcurrentDeploy, 15),
             (Exit::Timeout, 16),
             (Exit::Interrupted, 130),
+            (Exit::ApprovalDenied, 12),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");

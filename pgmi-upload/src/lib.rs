@@ -10,6 +10,7 @@
 // one, at the end of the process, so boxing it would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
+mod approve;
 pub mod cli;
 mod commands;
 mod connect;
@@ -20,6 +21,7 @@ mod execute;
 pub mod exit;
 mod ident;
 mod notice;
+mod overwrite;
 pub mod portable;
 mod prepare;
 mod psql_script;
@@ -44,9 +46,13 @@ pub const VERSION_TEXT: &str = concat!(
 
 /// Both binaries: parse, run, exit. Errors are printed once, in `run.rs`.
 pub fn main() {
-    use clap::Parser;
-    // Usage errors exit 2 inside `parse`, with clap's message.
-    let cli = cli::Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    // Named as started (`pgmi` or `pgmi-upload`), for --version and usage lines. Usage
+    // errors exit 2 inside `get_matches`, with clap's message.
+    let matches = cli::Cli::command()
+        .name(commands::program_name())
+        .get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A panic has already printed its message and location; exit with the reference's 3.
     let code = std::panic::catch_unwind(|| run::run(cli)).unwrap_or(exit::Exit::Panic.code());
     std::process::exit(code);

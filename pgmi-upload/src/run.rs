@@ -53,11 +53,15 @@ pub fn run(cli: Cli) -> i32 {
 
 fn deploy_command(args: &DeployArgs) -> Exit {
     let start = Instant::now();
-    // A bad --test-report value is a configuration error, found before anything else.
+    // A bad --test-report or --compat value is a configuration error, found before
+    // anything else.
     let specs = match testreport::parse_specs(&args.test_reports) {
         Ok(specs) => specs,
         Err(failure) => return finish(args, None, Err(failure)),
     };
+    if let Err(failure) = check_compat(args.compat.as_deref()) {
+        return finish(args, None, Err(failure));
+    }
     let (report, result) = deploy(args, start);
     if let Some(report) = &report {
         eprint!("{}", testresults::summary(&report.tests, args.verbose));
@@ -147,6 +151,17 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--compat`: the session-API contract version. Only 1 exists.
+fn check_compat(compat: Option<&str>) -> Result<(), Failure> {
+    match compat.map(str::trim) {
+        None | Some("1") => Ok(()),
+        Some(other) => Err(Failure::config(format!(
+            "unsupported --compat {other:?}: this version of pgmi-upload provides session-API contract 1 only"
+        ))
+        .with_hint("omit --compat, or pass --compat 1")),
+    }
+}
+
 /// The summary line or the `--json` envelope, then the error block; the exit code.
 fn finish(args: &DeployArgs, report: Option<&DeployReport>, result: Result<(), Failure>) -> Exit {
     let exit = match &result {
@@ -203,6 +218,11 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
         Ok(parts) => parts,
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
+    if args.overwrite {
+        if let Err(failure) = crate::overwrite::refuse_protected(&info.target_db, &info.maintenance_db) {
+            return (None, Err(failure));
+        }
+    }
     // The reference's `CALL pgmi_test(...)` macro forms become calls of the procedure
     // every session has, pg_temp.pgmi_test (README, "Tests inside the deploy"); line
     // numbers are kept.
@@ -238,6 +258,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     let result = check_flags(&watchdog, args).and_then(|()| {
         online(
             &connector,
+            args.overwrite.then_some(args.force),
             &mut packed,
             args.session,
             &units,
@@ -300,6 +321,7 @@ fn prepare_offline(
 #[allow(clippy::too_many_arguments)]
 fn online(
     connector: &Connector<'_>,
+    overwrite: Option<bool>,
     packed: &mut Packed,
     choice: SessionChoice,
     units: &[pgmi_core::split::Unit],
@@ -317,6 +339,10 @@ fn online(
         }
         Ok(())
     };
+    if let Some(force) = overwrite {
+        let interactive = crate::approve::interactive(&conninfo::process_env);
+        crate::overwrite::run(connector, force, interactive, watchdog, &before_create)?;
+    }
     let mut client = connector.connect_target(&before_create)?;
     watchdog.set_client(&client);
     eprintln!("Preparing session: scanning files, loading parameters");

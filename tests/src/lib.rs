@@ -323,11 +323,86 @@ pub fn pgmi_upload(args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run pgmi-upload");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_no_secret_in(&run, args, env);
+    run
+}
+
+/// Every run of the suite is checked here: nothing the user gave as a secret — a password
+/// in the environment or a connection string, a TLS key passphrase, the value of a
+/// parameter whose name looks secret — appears in stdout or stderr, whatever the outcome.
+pub fn assert_no_secret_in(run: &Run, args: &[&str], env: &[(&str, &str)]) {
+    for secret in secrets_of(args, env) {
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains(&secret),
+                "a secret given to pgmi-upload appears in its {stream}:\n{text}"
+            );
+        }
     }
+}
+
+/// The secrets in a command line and environment (values shorter than 4 characters are
+/// skipped: they would match by accident).
+pub fn secrets_of(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, value) in env {
+        if matches!(*key, "PGPASSWORD" | "PGSSLPASSWORD" | "AZURE_CLIENT_SECRET")
+            || pgmi_core::params::looks_secret(key)
+        {
+            out.push(value.to_string());
+        }
+        if matches!(*key, "PGMI_CONNECTION_STRING" | "DATABASE_URL") {
+            out.extend(connection_string_secrets(value));
+        }
+    }
+    let mut it = args.iter().peekable();
+    while let Some(arg) = it.next() {
+        let value = match arg.split_once('=') {
+            Some((flag, v)) if flag.starts_with("--") => Some((flag, v.to_string())),
+            _ if arg.starts_with("--") => it.peek().map(|v| (*arg, v.to_string())),
+            _ => None,
+        };
+        match value {
+            Some(("--connection", text)) => out.extend(connection_string_secrets(&text)),
+            Some(("--param", pair)) => {
+                if let Some((k, v)) = pair.split_once('=') {
+                    if pgmi_core::params::looks_secret(k) {
+                        out.push(v.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.retain(|s| s.len() >= 4);
+    out
+}
+
+/// Passwords in a URI (`scheme://user:PASSWORD@`), and `password=`/`sslpassword=` values of
+/// key=value and ADO.NET strings (`Password=`, `Pwd=`).
+fn connection_string_secrets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rest) = text.split_once("://").map(|(_, r)| r) {
+        if let Some(at) = rest.rfind('@') {
+            if let Some((_, pw)) = rest[..at].split_once(':') {
+                out.push(pw.to_string());
+            }
+        }
+    }
+    for part in text.split([';', ' ', '&', '?']) {
+        if let Some((k, v)) = part.split_once('=') {
+            let k = k.trim().to_ascii_lowercase();
+            if matches!(k.as_str(), "password" | "pwd" | "sslpassword" | "ssl password") {
+                out.push(v.trim().trim_matches(['\'', '"']).to_string());
+            }
+        }
+    }
+    out
 }
 
 /// `pgmi-upload deploy <project> -d <db> <extra>`.
@@ -427,4 +502,49 @@ fn redact_numbers_after(line: &str) -> String {
         }
     }
     out
+}
+
+/// Runs `pgmi-upload <args>` on a pseudo-terminal (util-linux `script`), feeding `input`
+/// as what the user types. stdout and stderr arrive merged (as on a terminal) in
+/// `Run::stdout`; the environment is the one [`pgmi_upload`] sets.
+pub fn pgmi_upload_tty(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+    use std::io::Write;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(binary().to_str().expect("utf-8 binary path"));
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("PGDATABASE")
+        .env_remove("PGMI_CONNECTION_STRING")
+        .env_remove("DATABASE_URL")
+        .env_remove("CI")
+        .env_remove("PGMI_NON_INTERACTIVE")
+        .env("PGHOST", host())
+        .env("PGPORT", port().to_string())
+        .env("PGUSER", user())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run script(1)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write the typed input");
+    let out = child.wait_with_output().expect("wait for script(1)");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_no_secret_in(&run, args, env);
+    run
 }
