@@ -17,6 +17,8 @@ pub mod macros;
 pub mod meta;
 pub mod params;
 pub mod path;
+pub mod plan;
 pub mod project;
+pub mod scaffold;
 pub mod split;
 pub mod testplan;

@@ -169,7 +169,7 @@ fn connection_string_with_host_flag_exits_10() {
 }
 
 #[test]
-fn tls_sslmode_is_refused_offline() {
+fn invalid_sslmode_is_refused_offline() {
     let p = project();
     let path = p.path().to_str().unwrap();
     let out = run(
@@ -177,11 +177,11 @@ fn tls_sslmode_is_refused_offline() {
             "deploy",
             path,
             "--connection",
-            "postgresql://127.0.0.1:1/app?sslmode=require",
+            "postgresql://127.0.0.1:1/app?sslmode=sometimes",
         ],
         &[],
     );
-    assert_offline_failure(&out, 10, "TLS is not supported yet");
+    assert_offline_failure(&out, 10, "invalid sslmode");
 }
 
 #[test]
