@@ -273,7 +273,8 @@ pub enum MetadataCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the order in which a session's pgmi_plan_view lists the project's SQL files
+    /// Print pgmi_plan_view as a session would have it: every project file once per sort
+    /// key, in execution order (the original CLI lists each SQL file once)
     #[command(after_help = METADATA_PLAN_HELP)]
     Plan {
         /// Project directory

@@ -44,7 +44,7 @@ impl Connector<'_> {
             .dbname(dbname)
             .application_name(&info.application_name)
             .notice_callback(crate::notice::callback(self.start, self.verbose));
-        if let Some(password) = &info.password {
+        if let Some(password) = info.password_for(dbname) {
             config.password(password);
         }
         if let Some(options) = &info.options {
@@ -221,6 +221,7 @@ pub fn connect_failure(
     let mut failure = Failure::from_pg(Exit::ConnectionFailed, &what, err);
     let hint = match err.code().map(SqlState::code) {
         Some("28P01") => Some("check the password: PGPASSWORD or the password in the connection URI".to_string()),
+        Some("28000") if crate::tls::failure_hint(err, tls).is_some() => crate::tls::failure_hint(err, tls),
         Some("28000") => Some(format!(
             "the server's pg_hba.conf has no entry allowing user \"{}\" to reach database \"{dbname}\" from here",
             info.user

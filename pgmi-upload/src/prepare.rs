@@ -236,19 +236,39 @@ pub fn pack(
     })
 }
 
-/// Every scan error is a configuration error (exit 10), except plain I/O failures.
-fn scan_failure(e: ProjectError) -> Failure {
+/// A scan error: configuration (exit 10), or 1 for plain I/O failures. A metadata error's
+/// reference text embeds its hint; here the hint is printed once, as HINT, and an XML
+/// error whose line is counted inside the comment also gets the file's line.
+pub fn scan_failure(e: ProjectError) -> Failure {
     let exit = if e.kind() == ErrorKind::Io {
         Exit::General
     } else {
         Exit::InvalidConfig
     };
     let hint = e.hint();
-    let failure = Failure::new(exit, e.to_string());
-    match hint {
-        Some(h) => failure.with_hint(h),
-        None => failure,
-    }
+    let mut failure = match &e {
+        ProjectError::Metadata(m) => {
+            let mut text = m.message.clone();
+            if let Some(at) = m.hint.as_deref().and_then(|h| text.find(h)) {
+                text.truncate(at);
+            }
+            let text = text.trim_end();
+            let mut failure =
+                Failure::new(exit, text.strip_suffix("Hint:").unwrap_or(text).trim_end());
+            if let (Some(line), Some(file_line)) = (m.line, m.file_line) {
+                if line != file_line {
+                    failure.detail = Some(format!(
+                        "line {line} of the comment holding the block is line {file_line} of {}",
+                        m.path
+                    ));
+                }
+            }
+            failure
+        }
+        _ => Failure::new(exit, e.to_string()),
+    };
+    failure.hint = hint;
+    failure
 }
 
 #[cfg(test)]

@@ -208,12 +208,24 @@ fn write_reports(
 /// Everything offline, then the session. The report exists once the offline part passed
 /// (the reference's "deploy workflow entered").
 fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<(), Failure>) {
-    let timeout = match duration::parse_timeout(args.timeout.as_deref().unwrap_or("3m")) {
+    // The project's .env (into the environment) and pgmi.yaml come first (reference §1.2
+    // steps 1-2): pgmi.yaml may hold the timeout the watchdog needs.
+    let files = match crate::config::ProjectFiles::load(&args.path) {
+        Ok(files) => files,
+        Err(failure) => return (None, Err(failure)),
+    };
+    // --timeout > pgmi.yaml `timeout` (already validated when read) > 3m.
+    let timeout_text = args
+        .timeout
+        .as_deref()
+        .or(files.timeout().map(|t| t.text.as_str()))
+        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
+    let timeout = match duration::parse_timeout(timeout_text) {
         Ok(timeout) => timeout,
         Err(message) => return (None, Err(Failure::config(message))),
     };
     let watchdog = Watchdog::start(timeout.map(|t| start + t));
-    let offline = prepare_offline(args);
+    let offline = prepare_offline(args, &files);
     let (info, mut packed, script, tls) = match offline {
         Ok(parts) => parts,
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
@@ -284,18 +296,32 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
 /// parameters (keys and values), deploy.sql, project scan and bundle.
 fn prepare_offline(
     args: &DeployArgs,
+    files: &crate::config::ProjectFiles,
 ) -> Result<(ConnInfo, Packed, String, crate::tls::Tls), Failure> {
     let env = conninfo::process_env;
-    let pairs = prepare::collect_params(&args.params_files, &args.params)?;
-    let info = conninfo::resolve(&args.conn, &env, &|p| p.exists())?;
+    if !files.dotenv_applied.is_empty() {
+        report::verbose(
+            args.verbose,
+            &format!(
+                "set from the project's .env: {}",
+                files.dotenv_applied.join(", ")
+            ),
+        );
+    }
+    // pgmi.yaml's params < --params-file (in order) < --param (reference §3.5).
+    let mut pairs = files.params();
+    let yaml_count = pairs.len();
+    pairs.extend(prepare::collect_params(&args.params_files, &args.params)?);
+    let info = files.resolve(&args.conn)?;
     report::verbose(args.verbose, &format!("connection: {}", info.describe()));
     let params = prepare::finalize_params(pairs)?;
     let param_count = params.len();
     report::verbose(
         args.verbose,
         &format!(
-            "{} parameter(s) from {} parameters file(s) and {} --param flag(s)",
+            "{} parameter(s) from pgmi.yaml ({} key(s)), {} parameters file(s) and {} --param flag(s)",
             param_count,
+            yaml_count,
             args.params_files.len(),
             args.params.len()
         ),
@@ -490,11 +516,20 @@ fn timeout_failure(failure: Failure, args: &DeployArgs) -> Failure {
         ..failure
     }
     .context(&format!(
-        "deadline exceeded: --timeout {} expired",
-        args.timeout.as_deref().unwrap_or("3m")
+        "deadline exceeded: {} expired",
+        // pgmi.yaml is read again only to name it; it was valid when the deploy started.
+        crate::config::describe_timeout(
+            args.timeout.as_deref(),
+            match args.timeout {
+                Some(_) => None,
+                None => crate::config::load(&args.path).ok().flatten(),
+            }
+            .and_then(|c| c.timeout)
+            .as_ref(),
+        )
     ));
     failure.hint = Some(
-        "raise --timeout (0 disables it); to bound single statements use statement_timeout or lock_timeout in deploy.sql".into(),
+        "raise --timeout or `timeout:` in pgmi.yaml (0 disables the deadline); to bound single statements use statement_timeout or lock_timeout in deploy.sql".into(),
     );
     failure
 }

@@ -10,6 +10,11 @@
 //! Unix socket directory (`%2Fvar%2Frun%2Fpostgresql`); `?host=/dir` works as in libpq.
 //! Several hosts (`h1,h2`) are not supported. Parse errors never echo the URI, which may
 //! hold a password.
+//!
+//! Query keys are libpq's connection keywords ([`apply_keyword`], shared with the libpq
+//! `key=value` strings of `connstr.rs`); a few that change nothing for a deploy are accepted
+//! and ignored ([`IGNORED_KEYWORDS`]); any other key is sent to the server as a run-time
+//! parameter (`-c key=value`), as the reference's driver does.
 
 /// The fields a URI may set; `None` means "not in the URI".
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,13 +34,29 @@ pub struct UriParts {
     pub sslkey: Option<String>,
     /// Secret: the passphrase of an encrypted client key.
     pub sslpassword: Option<String>,
+    /// `passfile=`: the `.pgpass` file to search instead of `PGPASSFILE` / `~/.pgpass`.
+    pub passfile: Option<String>,
+    /// `fallback_application_name=`: used when nothing sets `application_name`.
+    pub fallback_application_name: Option<String>,
     /// Other query keys: sent as run-time parameters (`-c key=value`), as libpq-compatible
     /// drivers pass unknown keys on to the server.
     pub runtime_params: Vec<(String, String)>,
 }
 
-/// libpq TLS keys we accept and do not use: certificate revocation lists.
-const IGNORED_TLS_KEYS: &[&str] = &["sslcrl", "sslcrldir"];
+/// libpq keywords we accept and do not use. None of them changes what a deploy does or
+/// weakens its security: certificate revocation lists (not checked), TCP keep-alive
+/// tuning, SNI (always sent for host names) and the obsolete `sslcompression`.
+pub const IGNORED_KEYWORDS: &[&str] = &[
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslcompression",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+];
 
 pub fn is_uri(text: &str) -> bool {
     text.starts_with("postgresql://") || text.starts_with("postgres://")
@@ -102,11 +123,28 @@ pub fn parse(uri: &str) -> Result<UriParts, String> {
 }
 
 fn apply_query_param(parts: &mut UriParts, key: &str, value: String) -> Result<(), String> {
+    if let Keyword::Unknown(value) = apply_keyword(parts, key, value)? {
+        parts.runtime_params.push((key.to_string(), value));
+    }
+    Ok(())
+}
+
+/// What [`apply_keyword`] did with a key.
+pub enum Keyword {
+    /// Stored in the parts (or deliberately ignored).
+    Known,
+    /// Not a connection keyword; the value is handed back.
+    Unknown(String),
+}
+
+/// Apply one libpq connection keyword (shared by URIs and `key=value` strings). Empty host,
+/// user and database values mean "not set", as in libpq.
+pub fn apply_keyword(parts: &mut UriParts, key: &str, value: String) -> Result<Keyword, String> {
     match key {
         "host" => {
             if value.contains(',') {
                 return Err(
-                    "connection URI names several hosts; pgmi-upload connects to exactly one"
+                    "connection string names several hosts; pgmi-upload connects to exactly one"
                         .into(),
                 );
             }
@@ -118,18 +156,20 @@ fn apply_query_param(parts: &mut UriParts, key: &str, value: String) -> Result<(
         "dbname" => parts.dbname = non_empty(value),
         "sslmode" => parts.sslmode = Some(value.to_ascii_lowercase()),
         "application_name" | "applicationname" => parts.application_name = Some(value),
+        "fallback_application_name" => parts.fallback_application_name = Some(value),
         "sslrootcert" => parts.sslrootcert = Some(value),
         "sslcert" => parts.sslcert = Some(value),
         "sslkey" => parts.sslkey = Some(value),
         "sslpassword" => parts.sslpassword = Some(value),
+        "passfile" => parts.passfile = non_empty(value),
         "connect_timeout" | "connecttimeout" => {
             parts.connect_timeout = Some(parse_connect_timeout(&value)?)
         }
         "options" => parts.options = Some(value),
-        k if IGNORED_TLS_KEYS.contains(&k) => {}
-        _ => parts.runtime_params.push((key.to_string(), value)),
+        k if IGNORED_KEYWORDS.contains(&k) => {}
+        _ => return Ok(Keyword::Unknown(value)),
     }
-    Ok(())
+    Ok(Keyword::Known)
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`.
@@ -248,11 +288,22 @@ mod tests {
 
     #[test]
     fn unknown_keys_become_runtime_parameters() {
-        let p = parse("postgres://h/db?search_path=app&sslrootcert=/ca.pem").unwrap();
+        let p = parse("postgres://h/db?search_path=app&sslrootcert=/ca.pem&keepalives=1").unwrap();
         assert_eq!(
             p.runtime_params,
             vec![("search_path".to_string(), "app".to_string())]
         );
+        assert_eq!(p.sslrootcert.as_deref(), Some("/ca.pem"));
+    }
+
+    #[test]
+    fn passfile_and_fallback_application_name() {
+        let p = parse("postgres://h/db?passfile=%2Fsecrets%2Fpgpass&fallback_application_name=ci")
+            .unwrap();
+        assert_eq!(p.passfile.as_deref(), Some("/secrets/pgpass"));
+        assert_eq!(p.fallback_application_name.as_deref(), Some("ci"));
+        assert_eq!(p.application_name, None);
+        assert!(p.runtime_params.is_empty());
     }
 
     #[test]
@@ -264,6 +315,7 @@ mod tests {
             "postgres://u:secretpw@h:99999/db",
             "postgres://u:secretpw@h:abc/db",
             "postgres://u:secretpw@h1,h2/db",
+            "postgres://u:secretpw@/db?host=h1,h2",
             "postgres://u:secretpw@h/db?connect_timeout=-1",
             "postgres://u:secretpw@h/d%zzb",
             "postgres://u:secretpw@[::1/db",

@@ -24,8 +24,8 @@
 //!   fixtures excluded) and `fixtures` (their paths), in the session table's order;
 //! * `directories`: object, directory (`./`, `./migrations/`) → number of files a session
 //!   stores from it (sources and SQL test files), in byte order;
-//! * `parameters`: array of `key` (lower-cased, as stored), `source` (`--param` or
-//!   `--params-file <file>`) and, when earlier sources gave the key too, `overriddenSources`;
+//! * `parameters`: array of `key` (lower-cased, as stored), `source` (`pgmi.yaml`,
+//!   `--params-file <file>` or `--param`) and, when earlier sources gave the key too, `overriddenSources`;
 //! * `connection`: `resolved` (bool); when true, `host`, `port`, `user`, `database` and
 //!   `description` (one line: also the maintenance database, sslmode, application name and
 //!   whether a password is set); when false, `error`.
@@ -121,10 +121,22 @@ struct Connection {
 }
 
 fn info(args: &InfoArgs) -> Result<Info, Failure> {
-    let parameters = parameters(&args.params_files, &args.params)?;
+    // A pgmi.yaml that does not parse fails info as it fails a deploy (exit 10).
+    let yaml = crate::config::load(&args.path)?;
+    let yaml_params = yaml.map(|c| c.params).unwrap_or_default();
+    let parameters = parameters(&yaml_params, &args.params_files, &args.params)?;
     let (project, _) = scan(&args.path, DuplicateIds::Refuse)?;
     let root = &args.path;
-    let connection = match conninfo::resolve(&args.conn, &conninfo::process_env, &|p| p.exists()) {
+    let resolved =
+        crate::config::resolve_project(&args.conn, &args.path, &conninfo::process_env, &|p| {
+            p.exists()
+        });
+    if let Ok(r) = &resolved {
+        for warning in &r.warnings {
+            eprintln!("pgmi: warning: {}", redact(warning));
+        }
+    }
+    let connection = match resolved.map(|r| r.info) {
         Ok(c) => Connection {
             resolved: true,
             host: Some(c.host.clone()),
@@ -227,9 +239,13 @@ fn directories(project: &Project) -> BTreeMap<String, usize> {
 /// The parameters a deploy with the same flags would load: read and validated by the
 /// deploy's own functions, each key with the source of its winning value (later sources
 /// win: files in order, then `--param`). Values are dropped as soon as they are validated.
-fn parameters(files: &[PathBuf], cli: &[String]) -> Result<Vec<Parameter>, Failure> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    let mut sources: Vec<String> = Vec::new();
+fn parameters(
+    yaml: &[(String, String)],
+    files: &[PathBuf],
+    cli: &[String],
+) -> Result<Vec<Parameter>, Failure> {
+    let mut pairs: Vec<(String, String)> = yaml.to_vec();
+    let mut sources: Vec<String> = yaml.iter().map(|_| "pgmi.yaml".to_owned()).collect();
     for file in files {
         let read = prepare::collect_params(std::slice::from_ref(file), &[])?;
         sources.extend(
@@ -400,6 +416,7 @@ mod tests {
         let base = write(dir.path(), "base.env", "env=dev\nregion=eu\ntoken=s3cret\n");
         let prod = write(dir.path(), "prod.env", "env=prod\n");
         let params = parameters(
+            &[],
             &[base.clone(), prod.clone()],
             &["region=us".to_owned(), "extra=x".to_owned()],
         )
@@ -423,9 +440,9 @@ mod tests {
 
     #[test]
     fn bad_parameters_fail_like_a_deploy() {
-        let e = parameters(&[], &["no-equals".to_owned()]).unwrap_err();
+        let e = parameters(&[], &[], &["no-equals".to_owned()]).unwrap_err();
         assert_eq!(e.exit, Exit::InvalidConfig);
-        let e = parameters(&[], &["A=1".to_owned(), "a=2".to_owned()]).unwrap_err();
+        let e = parameters(&[], &[], &["A=1".to_owned(), "a=2".to_owned()]).unwrap_err();
         assert_eq!(e.exit, Exit::InvalidConfig);
         assert!(
             !e.message.contains('1') && !e.message.contains('2'),

@@ -35,7 +35,7 @@ use std::path::Path;
 
 use pgmi_core::meta::{DuplicateIdError, Uuid};
 use pgmi_core::plan::{self, PlanRow};
-use pgmi_core::project::{self, ErrorKind, Project, ProjectError, SourceFile};
+use pgmi_core::project::{self, Project, ProjectError, SourceFile};
 use pgmi_core::scaffold::{self, Addition};
 use serde::Serialize;
 
@@ -79,12 +79,15 @@ pub(super) fn scan(
     duplicates: DuplicateIds,
 ) -> Result<(Project, Option<DuplicateIdError>), Failure> {
     let limits = crate::prepare::limits(&crate::conninfo::process_env)?;
-    let raw = project::walk(root, &limits).map_err(scan_failure)?;
+    let raw = project::walk(root, &limits).map_err(crate::prepare::scan_failure)?;
     if duplicates == DuplicateIds::Refuse {
-        return Ok((project::build(raw).map_err(scan_failure)?, None));
+        return Ok((
+            project::build(raw).map_err(crate::prepare::scan_failure)?,
+            None,
+        ));
     }
-    let mut built = project::route(raw).map_err(scan_failure)?;
-    project::finish(&mut built.sources).map_err(scan_failure)?;
+    let mut built = project::route(raw).map_err(crate::prepare::scan_failure)?;
+    project::finish(&mut built.sources).map_err(crate::prepare::scan_failure)?;
     match project::finalize(&built) {
         Ok(()) => Ok((built, None)),
         Err(ProjectError::DuplicateIds(e)) => {
@@ -100,46 +103,11 @@ pub(super) fn scan(
                     .collect(),
                 ..Project::default()
             };
-            project::finalize(&without_ids).map_err(scan_failure)?;
+            project::finalize(&without_ids).map_err(crate::prepare::scan_failure)?;
             Ok((built, Some(*e)))
         }
-        Err(e) => Err(scan_failure(e)),
+        Err(e) => Err(crate::prepare::scan_failure(e)),
     }
-}
-
-/// The deploy's classification (`prepare.rs`): configuration (10), or 1 for I/O. A
-/// metadata error's reference text embeds its hint; here the hint is printed once, as
-/// HINT, and an XML error whose line is counted inside the comment also gets the file line.
-fn scan_failure(e: ProjectError) -> Failure {
-    let exit = if e.kind() == ErrorKind::Io {
-        Exit::General
-    } else {
-        Exit::InvalidConfig
-    };
-    let hint = e.hint();
-    let mut failure = match &e {
-        ProjectError::Metadata(m) => {
-            let mut text = m.message.clone();
-            if let Some(at) = m.hint.as_deref().and_then(|h| text.find(h)) {
-                text.truncate(at);
-            }
-            let text = text.trim_end();
-            let mut failure =
-                Failure::new(exit, text.strip_suffix("Hint:").unwrap_or(text).trim_end());
-            if let (Some(line), Some(file_line)) = (m.line, m.file_line) {
-                if line != file_line {
-                    failure.detail = Some(format!(
-                        "line {line} of the comment holding the block is line {file_line} of {}",
-                        m.path
-                    ));
-                }
-            }
-            failure
-        }
-        _ => Failure::new(exit, e.to_string()),
-    };
-    failure.hint = hint;
-    failure
 }
 
 #[derive(Debug, Serialize)]
