@@ -220,7 +220,10 @@ pub fn connect_failure(
     );
     let mut failure = Failure::from_pg(Exit::ConnectionFailed, &what, err);
     let hint = match err.code().map(SqlState::code) {
-        Some("28P01") => Some("check the password: PGPASSWORD or the password in the connection URI".to_string()),
+        Some("28P01") => Some(match info.password_source(dbname) {
+            Some(source) => format!("the password from {source} was not accepted; check it, or the user name"),
+            None => "no password was given: set PGPASSWORD, add a line to ~/.pgpass (PGPASSFILE), or put it in the connection string".to_string(),
+        }),
         Some("28000") if crate::tls::failure_hint(err, tls).is_some() => crate::tls::failure_hint(err, tls),
         Some("28000") => Some(format!(
             "the server's pg_hba.conf has no entry allowing user \"{}\" to reach database \"{dbname}\" from here",
@@ -256,6 +259,10 @@ fn transport_hint(err: &postgres::Error, info: &ConnInfo) -> Option<String> {
         Some(io::ErrorKind::TimedOut) => Some(
             "the server did not answer in time; check host and port, or raise PGCONNECT_TIMEOUT / --timeout".to_string(),
         ),
+        _ if text.contains("password missing") => Some(format!(
+            "the server asks user \"{}\" for a password and none was given: set PGPASSWORD, add a line to ~/.pgpass (or the file PGPASSFILE names), or put it in the connection string",
+            info.user
+        )),
         _ if text.contains("failed to lookup address")
             || text.contains("name or service not known") =>
         {

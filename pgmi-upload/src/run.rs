@@ -84,7 +84,11 @@ fn bundle_command(args: &BundleArgs) -> Exit {
 
 fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     let env = conninfo::process_env;
-    let pairs = prepare::collect_params(&args.params_files, &args.params)?;
+    // pgmi.yaml's params are the lowest-precedence source, as for deploy.
+    let mut pairs = crate::config::load(&args.path)?
+        .map(|c| c.params)
+        .unwrap_or_default();
+    pairs.extend(prepare::collect_params(&args.params_files, &args.params)?);
     let params = prepare::finalize_params(pairs)?;
     if let Some((key, _)) = params
         .iter()
