@@ -455,3 +455,35 @@ fn timeout_cancels_the_statement_and_exits_16() {
     assert_eq!(json["status"], "failed");
     wait_until("the statement is gone", || sleeping_statements(&app) == 0);
 }
+
+#[test]
+fn the_secret_check_of_every_run_has_teeth() {
+    // deploy.sql itself prints the parameter: pgmi-upload cannot hide what the user's SQL
+    // raises, and the suite-wide check must notice it.
+    let project = Project::with_deploy(
+        "DO $$ BEGIN RAISE NOTICE 'leak %', current_setting('pgmi.api_token'); END $$;\n",
+    );
+    let db = TestDb::unnamed("secret_teeth");
+    let leaked = std::panic::catch_unwind(|| {
+        deploy(
+            &project,
+            &db.name,
+            &["--session", "portable", "--param", "api_token=tok-9f8e7d6c"],
+        )
+    });
+    assert!(
+        leaked.is_err(),
+        "the runner must refuse output holding a secret"
+    );
+
+    // The same value under a name that does not look secret may be printed.
+    let project = Project::with_deploy(
+        "DO $$ BEGIN RAISE NOTICE 'shown %', current_setting('pgmi.colour'); END $$;\n",
+    );
+    let run = deploy(
+        &project,
+        &db.name,
+        &["--session", "portable", "--param", "colour=tok-9f8e7d6c"],
+    );
+    assert!(run.stderr.contains("shown tok-9f8e7d6c"), "{}", run.stderr);
+}

@@ -41,11 +41,13 @@ fn run_clean(args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run pgmi-upload");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    pgmi_tests::assert_no_secret_in(&run, args, env);
+    run
 }
 
 /// `deploy <project> --session portable <extra>`.
@@ -104,6 +106,7 @@ impl Role {
                 password.replace('\'', "''")
             ))
             .expect("CREATE ROLE");
+        pgmi_tests::register_secret(password);
         Role {
             name,
             password: password.to_string(),
@@ -353,6 +356,7 @@ fn project_dotenv_fills_the_environment() {
 fn malformed_dotenv_warns_without_echoing_and_applies_nothing() {
     let (host, port, user) = server();
     let db = TestDb::unnamed("cs_dotenv_bad");
+    pgmi_tests::register_secret("hunter2secret");
     let project = Project::with_deploy(REPORT_SQL).file(
         ".env",
         "PGDATABASE=not_this_one\nPGPASSWORD hunter2secret\n",
