@@ -2,8 +2,8 @@
 //! a short-lived one to the maintenance database that creates it (reference
 //! `pgmi-cli.md` §2.3, §2.5 "normal deploy", §2.8).
 //!
-//! * Every connection gets the notice callback, the resolved `application_name`, and no TLS
-//!   (`conninfo.rs` refuses the modes that need it).
+//! * Every connection gets the notice callback, the resolved `application_name`, and TLS
+//!   as its `sslmode` says (`tls.rs`, which also turns TLS failures into hints).
 //! * Connection establishment is retried on transient failures, as the reference does:
 //!   first attempt plus up to [`RETRIES`] more, 100 ms × 2ⁿ apart, never past the deadline.
 //!   SQL is never retried.

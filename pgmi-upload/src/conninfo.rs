@@ -293,7 +293,6 @@ impl Inputs<'_> {
     }
 }
 
-
 /// The resolution itself; also returns warnings (a password file that was not used).
 pub fn resolve_with(
     args: &ConnectionArgs,
@@ -662,6 +661,14 @@ fn tls_settings(
         "PGSSLKEY",
         |c| c.sslkey.as_ref(),
     );
+    // As libpq 16: sslrootcert=system with no sslmode given anywhere means verify-full
+    // (a weaker mode given explicitly is refused by tls::prepare).
+    let (parsed, mode_source) =
+        if rootcert.as_deref() == Some("system") && mode_source == Source::Default {
+            (crate::tls::SslMode::VerifyFull, Source::Default)
+        } else {
+            (parsed, mode_source)
+        };
     let (password, password_source) = string
         .and_then(|s| s.sslpassword.clone())
         .map(|p| (p, string_source.clone()))
@@ -740,6 +747,29 @@ mod tests {
 
     fn resolve_args(extra: &[&str], vars: &[(&str, &str)]) -> Result<ConnInfo, Failure> {
         resolve_full(extra, vars, None)
+    }
+
+    #[test]
+    fn system_roots_default_to_verify_full() {
+        let mode =
+            |extra: &[&str], vars: &[(&str, &str)]| resolve_args(extra, vars).unwrap().tls.mode;
+        let base = [("USER", "u"), ("PGDATABASE", "d")];
+        assert_eq!(
+            mode(&["--sslrootcert", "system"], &base),
+            crate::tls::SslMode::VerifyFull
+        );
+        let env = [
+            ("USER", "u"),
+            ("PGDATABASE", "d"),
+            ("PGSSLROOTCERT", "system"),
+        ];
+        assert_eq!(mode(&[], &env), crate::tls::SslMode::VerifyFull);
+        // A mode given explicitly stays (tls::prepare refuses the weak ones).
+        assert_eq!(
+            mode(&["--sslrootcert", "system", "--sslmode", "require"], &base),
+            crate::tls::SslMode::Require
+        );
+        assert_eq!(mode(&[], &base), crate::tls::SslMode::Prefer);
     }
 
     #[test]

@@ -235,7 +235,9 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
     if args.overwrite {
-        if let Err(failure) = crate::overwrite::refuse_protected(&info.target_db, &info.maintenance_db) {
+        if let Err(failure) =
+            crate::overwrite::refuse_protected(&info.target_db, &info.maintenance_db)
+        {
             return (None, Err(failure));
         }
     }
@@ -344,6 +346,7 @@ fn prepare_offline(
         report::verbose(args.verbose, &format!("bundle is {bytes} bytes"));
     }
     let tls = crate::tls::prepare(&info.tls)?;
+    report::verbose(args.verbose, &crate::tls::describe(&tls));
     Ok((info, packed, script, tls))
 }
 
@@ -374,7 +377,7 @@ fn online(
         crate::overwrite::run(connector, force, interactive, watchdog, &before_create)?;
     }
     let mut client = connector.connect_target(&before_create)?;
-    watchdog.set_client(&client);
+    watchdog.set_client(&client, crate::tls::Canceller::new(connector.tls));
     eprintln!("Preparing session: scanning files, loading parameters");
     session::check_server_version(&mut client)?;
     let db = &connector.info.target_db;

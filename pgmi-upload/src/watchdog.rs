@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use postgres::{CancelToken, NoTls};
+use postgres::CancelToken;
+
+use crate::tls::Canceller;
 
 use crate::exit::Exit;
 
@@ -36,8 +38,9 @@ pub struct Watchdog {
 
 #[derive(Default)]
 struct Shared {
-    /// The session's cancel token; `None` before connecting. The flag inside is `stopped`.
-    token: Mutex<(Option<CancelToken>, bool)>,
+    /// The session's cancel token, and how to reach the server with it (over TLS when the
+    /// session uses TLS); `None` before connecting. The flag inside is `stopped`.
+    token: Mutex<(Option<(CancelToken, Canceller)>, bool)>,
     timed_out: AtomicBool,
     interrupted: AtomicBool,
 }
@@ -58,8 +61,8 @@ impl Watchdog {
     }
 
     /// The session's cancel token, once connected.
-    pub fn set_client(&self, client: &postgres::Client) {
-        self.lock().0 = Some(client.cancel_token());
+    pub fn set_client(&self, client: &postgres::Client, canceller: Canceller) {
+        self.lock().0 = Some((client.cancel_token(), canceller));
     }
 
     pub fn timed_out(&self) -> bool {
@@ -79,15 +82,15 @@ impl Watchdog {
         self.lock().1
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<CancelToken>, bool)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<(CancelToken, Canceller)>, bool)> {
         self.inner.token.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cancel(&self) {
         let guard = self.lock();
-        if let (Some(token), false) = (&guard.0, guard.1) {
+        if let (Some((token, canceller)), false) = (&guard.0, guard.1) {
             // The deploy reports the outcome; a failed cancel request changes nothing.
-            let _ = token.cancel_query(NoTls);
+            let _ = canceller.cancel(token);
         }
     }
 
