@@ -53,9 +53,14 @@ pub fn main() {
     use clap::{CommandFactory, FromArgMatches};
     // Named as started (`pgmi` or `pgmi-upload`), for --version and usage lines. Usage
     // errors exit 2 inside `get_matches`, with clap's message.
-    let matches = cli::Cli::command()
-        .name(commands::program_name())
-        .get_matches();
+    let mut command = cli::Cli::command().name(commands::program_name());
+    // No arguments at all: the help, successfully (as the original does), so that a
+    // first try shows what there is.
+    if std::env::args_os().len() <= 1 {
+        let _ = command.print_help();
+        std::process::exit(exit::Exit::Success.code());
+    }
+    let matches = command.get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A panic has already printed its message and location; exit with the reference's 3.
     let code = std::panic::catch_unwind(|| run::run(cli)).unwrap_or(exit::Exit::Panic.code());

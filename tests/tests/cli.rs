@@ -361,6 +361,14 @@ fn every_command_help_shows_examples() {
 }
 
 #[test]
+fn no_arguments_print_the_help_and_succeed() {
+    let run = pgmi_upload(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Usage:"), "{}", run.stdout);
+    assert!(run.stdout.contains("deploy"));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let project = project();
     for args in [
