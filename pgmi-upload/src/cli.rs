@@ -19,6 +19,7 @@ Examples:
       --sslrootcert ca.pem --param env=production
   pgmi-upload deploy . -d \"ci_$JOB_ID\" --overwrite --force   throw-away database per job
   pgmi-upload deploy . -d app --json --test-report junit=tests.xml
+  pgmi-upload deploy . -d app --lock-timeout 5s --retries 3   never queue the app behind a lock
 
 Connection sources, strongest first: flags; the environment (also filled from the
 project's .env, which never overrides a variable already set); pgmi.yaml; defaults.
@@ -169,6 +170,17 @@ pub struct DeployArgs {
     /// [default: `timeout` in pgmi.yaml, else 3m]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
+
+    /// lock_timeout for deploy.sql's statements: 200ms, 5s, 1m; 0 turns it off
+    /// [default: `lock_timeout` in pgmi.yaml, else the server's setting]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lock_timeout: Option<String>,
+
+    /// Run a unit again, up to N times, when it failed only because of locking (lock
+    /// timeout, deadlock, serialization failure): the whole atomic head, or a single tail
+    /// statement that ran in its own transaction
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
 
     /// After the deploy, write the test results as junit=FILE (JUnit XML) or
     /// tap=FILE (TAP version 13); written even when the deploy fails (repeatable)
@@ -391,6 +403,27 @@ mod tests {
         };
         assert_eq!(args.conn.host.as_deref(), Some("db1"));
         assert_eq!(args.timeout, None);
+        assert_eq!((args.lock_timeout, args.retries), (None, 0));
+    }
+
+    #[test]
+    fn lock_flags() {
+        let cli = Cli::try_parse_from([
+            "pgmi-upload",
+            "deploy",
+            ".",
+            "--lock-timeout",
+            "200ms",
+            "--retries",
+            "3",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(args.lock_timeout.as_deref(), Some("200ms"));
+        assert_eq!(args.retries, 3);
+        assert!(Cli::try_parse_from(["pgmi-upload", "deploy", ".", "--retries", "-1"]).is_err());
     }
 
     #[test]

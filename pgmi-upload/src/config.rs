@@ -23,6 +23,7 @@
 //! params:                # deployment parameters, below --params-file and --param
 //!   env: development
 //! timeout: 3m            # used when --timeout is not given
+//! lock_timeout: 5s       # used when --lock-timeout is not given; 0 turns it off
 //! ```
 //!
 //! Decisions:
@@ -65,6 +66,8 @@ pub struct Config {
     /// In file order.
     pub params: Vec<(String, String)>,
     pub timeout: Option<Timeout>,
+    /// `lock_timeout:` as written and as parsed (`None` inside: off).
+    pub lock_timeout: Option<Timeout>,
 }
 
 /// `connection:`; every key optional.
@@ -105,6 +108,8 @@ struct PgmiYaml {
     params: Vec<(String, String)>,
     #[serde(default, deserialize_with = "timeout")]
     timeout: Option<Timeout>,
+    #[serde(default, deserialize_with = "lock_timeout")]
+    lock_timeout: Option<Timeout>,
 }
 
 /// Read `<project>/pgmi.yaml`; `Ok(None)` when there is no such file.
@@ -153,6 +158,7 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Failure> {
             connection: file.connection.unwrap_or_default(),
             params: file.params,
             timeout: file.timeout,
+            lock_timeout: file.lock_timeout,
         },
     })
 }
@@ -181,7 +187,7 @@ fn yaml_failure(path: &Path, err: &yaml_serde::Error) -> Failure {
     failure
 }
 
-const SCHEMA_HINT: &str = "pgmi.yaml takes connection.{host, port, username, database, maintenance_database, sslmode, sslcert, sslkey, sslrootcert, auth_method, azure_tenant_id, azure_client_id, aws_region, google_instance}, params (a map of names to values) and timeout (such as 5m); passwords belong in PGPASSWORD, .pgpass or the connection string";
+const SCHEMA_HINT: &str = "pgmi.yaml takes connection.{host, port, username, database, maintenance_database, sslmode, sslcert, sslkey, sslrootcert, auth_method, azure_tenant_id, azure_client_id, aws_region, google_instance}, params (a map of names to values), timeout (such as 5m) and lock_timeout (such as 5s); passwords belong in PGPASSWORD, .pgpass or the connection string";
 
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     struct PortVisitor;
@@ -284,6 +290,18 @@ fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timeout>, D::Error>
                 "invalid timeout {text:?}: expected a duration such as 30s, 5m or 1h30m (0 disables the deadline; negative values are not allowed)"
             )),
         }
+    })
+}
+
+fn lock_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timeout>, D::Error> {
+    checked_text(d, |text| {
+        let text = text.trim();
+        crate::locks::parse_lock_timeout(text).map(|value| {
+            Some(Timeout {
+                text: text.to_string(),
+                value,
+            })
+        })
     })
 }
 
@@ -393,6 +411,10 @@ impl ProjectFiles {
 
     pub fn timeout(&self) -> Option<&Timeout> {
         self.yaml.as_ref().and_then(|c| c.timeout.as_ref())
+    }
+
+    pub fn lock_timeout(&self) -> Option<&Timeout> {
+        self.yaml.as_ref().and_then(|c| c.lock_timeout.as_ref())
     }
 
     /// `pgmi.yaml`'s parameters (lowest precedence), in file order.
@@ -533,6 +555,32 @@ mod tests {
         assert!(m.contains("'a' is given twice"), "{m}");
         let m = err("params:\n  my-key: 1\n");
         assert!(m.contains("invalid parameter key 'my-key'"), "{m}");
+    }
+
+    #[test]
+    fn lock_timeout_is_a_checked_duration() {
+        let c = cfg("lock_timeout: 5s\n").unwrap();
+        let t = c.lock_timeout.unwrap();
+        assert_eq!(
+            (t.text.as_str(), t.value),
+            ("5s", Some(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            cfg("lock_timeout: 0\n")
+                .unwrap()
+                .lock_timeout
+                .unwrap()
+                .value,
+            None
+        );
+        assert_eq!(cfg("timeout: 1m\n").unwrap().lock_timeout, None);
+        let m = err("params:\n  a: 1\nlock_timeout: soon\n");
+        assert!(
+            m.contains("line 3") && m.contains("invalid lock timeout"),
+            "{m}"
+        );
+        let m = err("lock_timeout: [1s]\n");
+        assert!(m.contains("lock_timeout"), "{m}");
     }
 
     #[test]

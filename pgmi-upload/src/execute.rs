@@ -6,11 +6,18 @@
 //! behave as in psql. The first failing unit stops the run (exit 13). Tail units carry
 //! padding so server positions map to lines of the whole script; the error location is
 //! computed from the exact text that was sent.
+//!
+//! With `--retries`, a unit that failed only because of locking runs again (rules and why
+//! they are safe in `locks/mod.rs`); with a [`Watcher`], a unit that waits on a lock has its
+//! blockers recorded, and a lock timeout or deadlock that ends the deploy names them.
 
 use postgres::error::ErrorPosition;
 use postgres::Client;
 
+use std::time::{Duration, Instant};
+
 use crate::exit::{Exit, Failure, ScriptLocation};
+use crate::locks::{self, Attempt, LockOptions, LockReport, LockWait, Watcher};
 use crate::watchdog::Watchdog;
 
 /// How far execution got.
@@ -21,6 +28,14 @@ pub struct Progress {
     pub committed: usize,
 }
 
+/// How a run treats locking: the options, the watcher (absent when the session pid is
+/// unknown) and where attempts and the final wait are recorded.
+pub struct Locking<'a, 'w> {
+    pub options: LockOptions,
+    pub watcher: Option<&'a Watcher<'w>>,
+    pub report: &'a mut LockReport,
+}
+
 /// Run every unit in order; on failure, the index of the failing unit is
 /// `progress.committed`.
 pub fn run_units(
@@ -28,22 +43,167 @@ pub fn run_units(
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     progress: &mut Progress,
+    locking: &mut Locking<'_, '_>,
 ) -> Result<(), Failure> {
     progress.units = units.len();
     progress.committed = 0;
-    for unit in units {
-        if watchdog.timed_out() || watchdog.interrupted() {
-            return Err(Failure::new(
-                Exit::ExecutionFailed,
-                "execution stopped before the next statement",
-            ));
-        }
-        if let Err(err) = client.batch_execute(&unit.text) {
-            return Err(execution_failure(&err, &unit.text));
+    for (index, unit) in units.iter().enumerate() {
+        let mut retry = 0u32;
+        loop {
+            if watchdog.timed_out() || watchdog.interrupted() {
+                return Err(stopped());
+            }
+            let (result, wait) = match locking.watcher {
+                Some(watcher) => watcher.watch(|| client.batch_execute(&unit.text)),
+                None => (client.batch_execute(&unit.text), None),
+            };
+            let err = match result {
+                Ok(()) => break,
+                Err(err) => err,
+            };
+            let failure = execution_failure(&err, &unit.text);
+            let Some(sqlstate) = failure.sqlstate.clone().filter(|c| locks::is_retryable(c)) else {
+                return Err(failure);
+            };
+            let obstacle = if retry >= locking.options.retries {
+                None
+            } else {
+                retry_obstacle(client, index)
+            };
+            let last = retry >= locking.options.retries || obstacle.is_some();
+            let delay = (!last).then(|| locks::backoff(retry + 1, locks::jitter()));
+            locking.report.attempts.push(Attempt {
+                unit: index + 1,
+                sqlstate: sqlstate.clone(),
+                wait_ms: delay.map(|d| d.as_millis() as u64),
+            });
+            let Some(delay) = delay else {
+                return Err(lock_failure(failure, wait, obstacle, retry, locking));
+            };
+            retry += 1;
+            eprintln!(
+                "pgmi: {} failed with a {} (SQLSTATE {sqlstate}){}; {}, retry {retry} of {} in {} ms",
+                unit_label(index, units.len()),
+                locks::condition(&sqlstate),
+                wait.as_ref()
+                    .map(|w| format!(": {}", locks::describe(w)))
+                    .unwrap_or_default(),
+                if index == 0 {
+                    "nothing of it was committed"
+                } else {
+                    "it ran in its own transaction"
+                },
+                locking.options.retries,
+                delay.as_millis()
+            );
+            if !sleep_unless_stopped(delay, watchdog) {
+                return Err(stopped());
+            }
         }
         progress.committed += 1;
     }
     Ok(())
+}
+
+fn stopped() -> Failure {
+    Failure::new(
+        Exit::ExecutionFailed,
+        "execution stopped before the next statement",
+    )
+}
+
+/// `unit 1 of 3 (the atomic head)`, `unit 4 of 5`.
+fn unit_label(index: usize, total: usize) -> String {
+    if index == 0 {
+        format!("unit 1 of {total} (the atomic head)")
+    } else {
+        format!("unit {} of {total}", index + 1)
+    }
+}
+
+/// Make the session ready to run unit `index` again; why it cannot be, if so. The head's
+/// transaction block (if deploy.sql opened one) is rolled back; a tail unit is retried only
+/// when no block is open, i.e. it ran in its own transaction.
+fn retry_obstacle(client: &mut Client, index: usize) -> Option<String> {
+    if client.is_closed() {
+        return Some("the connection was closed".into());
+    }
+    if !in_transaction_block(client) {
+        return None;
+    }
+    if index > 0 {
+        return Some(
+            "not retried: the statement ran inside a transaction block that an earlier statement of deploy.sql opened, and that block is now aborted".into(),
+        );
+    }
+    match client.batch_execute("ROLLBACK") {
+        Ok(()) => None,
+        Err(e) => Some(format!("not retried: rolling back the head failed: {e}")),
+    }
+}
+
+/// Is an explicit transaction block open (or aborted) on the session? In an aborted block
+/// the question itself fails (25P02), which also means yes.
+fn in_transaction_block(client: &mut Client) -> bool {
+    match client.simple_query(
+        "SELECT pg_catalog.statement_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.transaction_timestamp()",
+    ) {
+        Ok(messages) => messages.iter().any(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+            _ => false,
+        }),
+        Err(_) => true,
+    }
+}
+
+/// The failure that ends the deploy: the blockers in DETAIL (before the server's own), and
+/// advice in HINT when the server gave none.
+fn lock_failure(
+    mut failure: Failure,
+    wait: Option<LockWait>,
+    obstacle: Option<String>,
+    retries_done: u32,
+    locking: &mut Locking<'_, '_>,
+) -> Failure {
+    let mut lines = Vec::new();
+    if let Some(wait) = &wait {
+        lines.push(locks::describe(wait));
+    }
+    if retries_done > 0 {
+        lines.push(format!(
+            "gave up after {} attempts of this unit",
+            retries_done + 1
+        ));
+    }
+    if let Some(obstacle) = obstacle {
+        lines.push(obstacle);
+    }
+    if let Some(detail) = failure.detail.take().filter(|d| !d.is_empty()) {
+        lines.push(detail);
+    }
+    if !lines.is_empty() {
+        failure.detail = Some(lines.join("\n"));
+    }
+    if failure.hint.as_deref().is_none_or(str::is_empty) {
+        failure.hint = Some(locks::hint(wait.as_ref(), &locking.options));
+    }
+    locking.report.final_wait = wait;
+    failure
+}
+
+/// Sleep `delay` in short steps; false when Ctrl-C or the deadline came first.
+fn sleep_unless_stopped(delay: Duration, watchdog: &Watchdog) -> bool {
+    let until = Instant::now() + delay;
+    loop {
+        if watchdog.timed_out() || watchdog.interrupted() {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 /// `execution failed: ERROR: <message> (SQLSTATE <code>)` with the server's fields and,

@@ -44,8 +44,16 @@ pub fn collect_params(files: &[PathBuf], cli: &[String]) -> Result<Vec<(String, 
 }
 
 /// Validate keys and values, lower-case keys, reject keys that collide.
+/// Values of keys that look secret (`pgmi_core::params::looks_secret`) are registered for
+/// redaction: no output of this process shows them, even when the server echoes them.
 pub fn finalize_params(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, Failure> {
-    pgmi_core::params::finalize(pairs).map_err(param_failure)
+    let params = pgmi_core::params::finalize(pairs).map_err(param_failure)?;
+    for (key, value) in &params {
+        if pgmi_core::params::looks_secret(key) {
+            crate::redact::register_secret(value);
+        }
+    }
+    Ok(params)
 }
 
 fn param_failure(e: pgmi_core::params::ParamError) -> Failure {

@@ -124,8 +124,20 @@ pub fn write(parts: &Parts<'_>) -> String {
     for unit in parts.units {
         out.push_str(&psql_unit(&unit.text));
     }
+    out.push_str(OPEN_TRANSACTION_CHECK);
     out
 }
+
+/// As `pgmi-upload deploy` does: a deploy.sql that ends inside a transaction block fails
+/// (psql would roll it back silently at exit). The check statement runs inside that block
+/// when one is open, so its statement and transaction timestamps differ.
+const OPEN_TRANSACTION_CHECK: &str = "
+-- deploy.sql must not end inside an open transaction.
+SELECT pg_catalog.statement_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.transaction_timestamp() AS pgmi_open_transaction \\gset
+\\if :pgmi_open_transaction
+DO $pgmi$ BEGIN RAISE EXCEPTION 'deploy.sql ended inside an open transaction; it is rolled back, so the statements since its BEGIN are not committed' USING ERRCODE = '25001', HINT = 'end deploy.sql with COMMIT (or an explicit ROLLBACK if not committing is intended)'; END $pgmi$;
+\\endif
+";
 
 fn portable_session(out: &mut String, project: &Project, parts: &Parts<'_>) {
     out.push_str("BEGIN;\n");

@@ -39,9 +39,16 @@ pub fn error_block(failure: &Failure) -> String {
             "LOCATION: deploy.sql line {}, column {}\n",
             loc.line, loc.column
         ));
+        // The excerpt is redacted too (a role's PASSWORD literal, a secret parameter's
+        // value); the caret follows the redacted text.
         let label = format!("LINE {}: ", loc.line);
-        out.push_str(&format!("{label}{}\n", loc.source_line));
-        let indent = label.chars().count() + loc.column.saturating_sub(1);
+        out.push_str(&format!("{label}{}\n", redact(&loc.source_line)));
+        let before: String = loc
+            .source_line
+            .chars()
+            .take(loc.column.saturating_sub(1))
+            .collect();
+        let indent = label.chars().count() + redact(&before).chars().count();
         out.push_str(&format!("{}^\n", " ".repeat(indent)));
     }
     out
@@ -92,6 +99,8 @@ pub struct DeployReport {
     /// Rows of `pg_temp.pgmi_test_results()`, read after deploy.sql ended; empty when no
     /// test ran.
     pub tests: Vec<TestStep>,
+    /// Retried units and the lock wait that ended the deploy (`locks/`).
+    pub locks: crate::locks::LockReport,
 }
 
 /// `<icon> <db>: <n> files loaded in <s>s` or `<icon> <db>: failed after <s>s[ (unit k of n
@@ -179,6 +188,10 @@ struct Envelope {
     script_expanded: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tests: Option<TestsJson>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attempts: Vec<crate::locks::Attempt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_wait: Option<crate::locks::LockWait>,
 }
 
 /// Build the envelope text (2-space indent, sorted keys, trailing newline).
@@ -207,6 +220,7 @@ pub fn json_envelope(
             env.units_committed = Some(r.units_committed);
         }
         env.tests = testresults::json(&r.tests);
+        env.attempts = r.locks.attempts.clone();
     }
     if let Some(f) = failure {
         let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(redact);
@@ -216,6 +230,9 @@ pub fn json_envelope(
         env.hint = non_empty(&f.hint);
         env.where_ = non_empty(&f.where_);
         env.failed_file = failed_file(&f.message);
+        if let Some(r) = report {
+            env.lock_wait = r.locks.final_wait.clone();
+        }
         if let Some(r) = report {
             // Set only when execution of deploy.sql began and stopped before the end.
             if r.units_committed < r.units {
@@ -228,7 +245,7 @@ pub fn json_envelope(
         }
         if let Some(loc) = &f.location {
             env.script = Some("deploy.sql");
-            env.source_line = Some(loc.source_line.clone()).filter(|s| !s.is_empty());
+            env.source_line = Some(redact(&loc.source_line)).filter(|s| !s.is_empty());
             env.line = Some(loc.line);
             env.column = Some(loc.column);
             // Rewritten macros change the text of their own line only (the line count is
@@ -395,6 +412,50 @@ mod tests {
             serde_json::from_str(&json_envelope(None, Some(&f), Exit::InvalidConfig)).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 3);
         assert_eq!(v["exitCode"], 10);
+    }
+
+    #[test]
+    fn json_envelope_lists_attempts_and_the_lock_holders() {
+        let mut report = DeployReport {
+            database: "app".into(),
+            units: 1,
+            ..DeployReport::default()
+        };
+        report.locks.attempts = vec![
+            crate::locks::Attempt {
+                unit: 1,
+                sqlstate: "55P03".into(),
+                wait_ms: Some(250),
+            },
+            crate::locks::Attempt {
+                unit: 1,
+                sqlstate: "55P03".into(),
+                wait_ms: None,
+            },
+        ];
+        report.locks.final_wait = Some(crate::locks::watch::sample());
+        let v: serde_json::Value = serde_json::from_str(&json_envelope(
+            Some(&report),
+            Some(&exec_failure()),
+            Exit::ExecutionFailed,
+        ))
+        .unwrap();
+        assert_eq!(
+            v["attempts"],
+            serde_json::json!([{"unit": 1, "sqlstate": "55P03", "waitMs": 250}, {"unit": 1, "sqlstate": "55P03"}])
+        );
+        assert_eq!(v["lockWait"]["relation"], "public.orders");
+        assert_eq!(v["lockWait"]["blockers"][0]["pid"], 4121);
+        assert_eq!(
+            v["lockWait"]["blockers"][0]["application"],
+            "billing-worker"
+        );
+        assert_eq!(v["lockWait"]["blockers"][0]["transactionAgeMs"], 843000);
+        // A success has neither key when nothing was retried.
+        let ok = DeployReport::default();
+        let v: serde_json::Value =
+            serde_json::from_str(&json_envelope(Some(&ok), None, Exit::Success)).unwrap();
+        assert!(v.get("attempts").is_none() && v.get("lockWait").is_none());
     }
 
     #[test]

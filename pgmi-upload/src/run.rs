@@ -228,6 +228,24 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
         Ok(timeout) => timeout,
         Err(message) => return (None, Err(Failure::config(message))),
     };
+    // --lock-timeout > pgmi.yaml `lock_timeout` (validated when read) > the server's.
+    let lock_timeout = match args.lock_timeout.as_deref() {
+        // An explicit 0 is kept as zero: it turns off a timeout the role or database sets.
+        Some(text) => match crate::locks::parse_lock_timeout(text) {
+            Ok(value) => Some(value.unwrap_or_default()),
+            Err(message) => {
+                return (
+                    None,
+                    Err(Failure::config(format!("--lock-timeout: {message}"))),
+                )
+            }
+        },
+        None => files.lock_timeout().map(|t| t.value.unwrap_or_default()),
+    };
+    let lock_options = crate::locks::LockOptions {
+        lock_timeout,
+        retries: args.retries,
+    };
     let watchdog = Watchdog::start(timeout.map(|t| start + t));
     let offline = prepare_offline(args, &files);
     let (info, mut packed, script, tls) = match offline {
@@ -284,6 +302,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
             &mut report,
             &mut progress,
             args.verbose,
+            &lock_options,
         )
     });
     watchdog.stop();
@@ -319,6 +338,9 @@ fn prepare_offline(
     let yaml_count = pairs.len();
     pairs.extend(prepare::collect_params(&args.params_files, &args.params)?);
     let info = files.resolve(&args.conn)?;
+    for secret in [&info.password, &info.tls.password].into_iter().flatten() {
+        crate::redact::register_secret(secret);
+    }
     report::verbose(args.verbose, &format!("connection: {}", info.describe()));
     let params = prepare::finalize_params(pairs)?;
     let param_count = params.len();
@@ -362,6 +384,7 @@ fn online(
     report: &mut DeployReport,
     progress: &mut Progress,
     verbose: bool,
+    lock_options: &crate::locks::LockOptions,
 ) -> Result<(), Failure> {
     let info = connector.info;
     // Run on the maintenance database before a missing target is created.
@@ -382,6 +405,17 @@ fn online(
     session::check_server_version(&mut client)?;
     let db = &connector.info.target_db;
     session::acquire_deploy_lock(&mut client, db)?;
+    // A transaction-mode pooler is refused before anything is loaded (pooler.rs); the
+    // check also yields the backend pid the lock watcher looks at.
+    let pid = match crate::pooler::check(&mut client, verbose) {
+        Ok(pid) => pid,
+        Err(failure) => {
+            watchdog.stop();
+            session::release_locks(&mut client, verbose);
+            return Err(failure);
+        }
+    };
+    let watcher = crate::locks::Watcher::new(connector, pid, lock_options.lock_timeout);
     let mut session_ready = false;
     let result = locked(
         &mut client,
@@ -394,10 +428,23 @@ fn online(
         progress,
         verbose,
         &mut session_ready,
+        lock_options,
+        &watcher,
     );
     // Stop cancelling before the clean-up statements run.
     watchdog.stop();
-    session::end_transaction(&mut client, verbose);
+    let left_open = session::end_transaction(&mut client, verbose);
+    // A deploy.sql that ends inside a transaction block did not commit its last part: say
+    // so and fail, rather than report success for work that was rolled back (a deliberate
+    // difference from the original, which rolls back silently).
+    let result = match result {
+        Ok(()) if left_open => Err(Failure::new(
+            Exit::ExecutionFailed,
+            "deploy.sql ended inside an open transaction; it was rolled back, so the statements since its BEGIN were not committed",
+        )
+        .with_hint("end deploy.sql with COMMIT (or an explicit ROLLBACK if not committing is intended)")),
+        other => other,
+    };
     // The results live in backend memory and survive the ROLLBACK; read them while the
     // deploy lock is still held, on the same session.
     if session_ready && !client.is_closed() {
@@ -425,6 +472,8 @@ fn locked(
     progress: &mut Progress,
     verbose: bool,
     session_ready: &mut bool,
+    lock_options: &crate::locks::LockOptions,
+    watcher: &crate::locks::Watcher<'_>,
 ) -> Result<(), Failure> {
     let info = connector.info;
     if verbose {
@@ -481,8 +530,29 @@ fn locked(
             loaded.sql_files, loaded.test_files, loaded.bytes
         ),
     );
+    crate::locks::apply(client, lock_options)?;
+    if let Some(timeout) = lock_options.lock_timeout {
+        report::verbose(
+            verbose,
+            &format!(
+                "lock_timeout = {} ms, up to {} retry(ies) per unit",
+                timeout.as_millis(),
+                lock_options.retries
+            ),
+        );
+    }
     eprintln!("Executing deploy.sql");
-    execute::run_units(client, units, watchdog, progress)
+    execute::run_units(
+        client,
+        units,
+        watchdog,
+        progress,
+        &mut execute::Locking {
+            options: *lock_options,
+            watcher: Some(watcher),
+            report: &mut report.locks,
+        },
+    )
 }
 
 /// Before the session starts work: a Ctrl-C or deadline during the offline part.

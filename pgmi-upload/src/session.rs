@@ -70,7 +70,7 @@ fn version_label(num: i32) -> String {
 pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure> {
     let got = scalar(
         client,
-        "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pgmi.deploy.' || pg_catalog.current_database(), 0))",
+        "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0))",
     )
     .map_err(|e| Failure::from_pg(Exit::General, "could not take the deploy lock", &e))?;
     if got.as_deref() != Some("t") {
@@ -417,10 +417,10 @@ fn load_failure(err: &postgres::Error) -> Failure {
 
 /// End whatever deploy.sql left open. Runs on every path once the lock was taken, before
 /// the test results are read and [`release_locks`]; its own failures are reported only in
-/// verbose mode, because the deploy's outcome is already decided.
-pub fn end_transaction(client: &mut Client, verbose: bool) {
+/// verbose mode. Returns whether a transaction block was open (and rolled back).
+pub fn end_transaction(client: &mut Client, verbose: bool) -> bool {
     if client.is_closed() {
-        return;
+        return false;
     }
     // statement_timestamp() equals transaction_timestamp() for the first statement of a
     // transaction, so "different" means an explicit transaction block is open; in an
@@ -439,6 +439,7 @@ pub fn end_transaction(client: &mut Client, verbose: bool) {
             crate::report::verbose(verbose, &format!("ROLLBACK at close failed: {e}"));
         }
     }
+    open
 }
 
 /// Release every session advisory lock (the deploy lock and any deploy.sql took): the

@@ -466,32 +466,59 @@ fn timeout_cancels_the_statement_and_exits_16() {
 
 #[test]
 fn the_secret_check_of_every_run_has_teeth() {
-    // deploy.sql itself prints the parameter: pgmi-upload cannot hide what the user's SQL
-    // raises, and the suite-wide check must notice it.
-    let project = Project::with_deploy(
-        "DO $$ BEGIN RAISE NOTICE 'leak %', current_setting('pgmi.api_token'); END $$;\n",
-    );
-    let db = TestDb::unnamed("secret_teeth");
     let leaked = std::panic::catch_unwind(|| {
-        deploy(
-            &project,
-            &db.name,
-            &["--session", "portable", "--param", "api_token=tok-9f8e7d6c"],
-        )
+        let run = Run {
+            code: 0,
+            stdout: String::new(),
+            stderr: "notice: tok-9f8e7d6c\n".to_string(),
+        };
+        assert_no_secret_in(&run, &["deploy", ".", "--param", "api_token=tok-9f8e7d6c"], &[]);
     });
-    assert!(
-        leaked.is_err(),
-        "the runner must refuse output holding a secret"
-    );
+    assert!(leaked.is_err(), "the runner must refuse output holding a secret");
+}
 
-    // The same value under a name that does not look secret may be printed.
+#[test]
+fn secrets_echoed_by_the_server_are_redacted() {
+    // deploy.sql prints a secret-looking parameter; a failing CREATE ROLE makes the server
+    // echo its PASSWORD literal in the error's LINE excerpt.
     let project = Project::with_deploy(
-        "DO $$ BEGIN RAISE NOTICE 'shown %', current_setting('pgmi.colour'); END $$;\n",
+        "DO $$ BEGIN RAISE NOTICE 'token is %', current_setting('pgmi.api_token'); END $$;\n\
+         DO $$ BEGIN RAISE NOTICE 'colour is %', current_setting('pgmi.colour'); END $$;\n\
+         COMMIT;\n\
+         CREATE ROLE pgmi_never LOGIN PASSWORD 'pw-''quoted''-77' NOSUCHOPTION;\n",
     );
-    let run = deploy(
-        &project,
-        &db.name,
-        &["--session", "portable", "--param", "colour=tok-9f8e7d6c"],
+    let db = TestDb::unnamed("secret_echo");
+    for json in [false, true] {
+        let mut extra = vec![
+            "--session",
+            "portable",
+            "--param",
+            "api_token=tok-9f8e7d6c",
+            "--param",
+            "colour=shown-1234",
+        ];
+        if json {
+            extra.push("--json");
+        }
+        // The runner itself asserts that tok-9f8e7d6c appears nowhere.
+        let run = deploy(&project, &db.name, &extra);
+        assert_eq!(run.code, 13, "{}", run.stderr);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(all.contains("token is [redacted]"), "{all}");
+        assert!(all.contains("colour is shown-1234"), "not secret by name: {all}");
+        assert!(!all.contains("quoted"), "role password echoed: {all}");
+        assert!(all.contains("PASSWORD '[redacted]'"), "{all}");
+    }
+}
+
+#[test]
+fn control_characters_from_the_server_are_escaped() {
+    let project = Project::with_deploy(
+        "DO $$ BEGIN RAISE NOTICE '%', 'red' || chr(27) || '[31m' || chr(7); END $$;\n",
     );
-    assert!(run.stderr.contains("shown tok-9f8e7d6c"), "{}", run.stderr);
+    let db = TestDb::unnamed("ctl_chars");
+    let run = deploy(&project, &db.name, &["--session", "portable"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+    assert!(run.stderr.contains("red\\x1b[31m\\x07"), "{}", run.stderr);
 }

@@ -337,6 +337,17 @@ fn rollback_to_savepoint_keeps_one_unit(kind: Kind) {
 fn uncommitted_transaction_is_rolled_back(kind: Kind) {
     let db = TestDb::unnamed("open_tx");
     let project = Project::with_deploy("BEGIN; CREATE TABLE t(id int);");
+    let run = deploy_as(kind, &project, &db.name, &["--json"]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ended inside an open transaction; it was rolled back"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json()["exitCode"], 13);
+    assert!(!exists(&db, "t"));
+    // Ending with an explicit ROLLBACK is a choice, not an accident.
+    let project = Project::with_deploy("BEGIN; CREATE TABLE t(id int); ROLLBACK;");
     deploy_ok_as(kind, &project, &db.name, &[]);
     assert!(!exists(&db, "t"));
 }

@@ -105,7 +105,10 @@ impl ConnInfo {
         self.passfile
             .as_ref()?
             .lookup(&self.host, self.port, dbname, &self.user)
-            .map(|found| found.password)
+            .map(|found| {
+                crate::redact::register_secret(&found.password);
+                found.password
+            })
     }
 
     /// Where [`ConnInfo::password_for`] takes the password for `dbname` from.

@@ -66,7 +66,7 @@ fn testcase(step: &TestStep) -> String {
     if step.passed {
         return format!("{open}/>\n");
     }
-    let message = crate::redact::redact(step.message.as_deref().unwrap_or("failed"));
+    let message = crate::redact::redact_secrets(step.message.as_deref().unwrap_or("failed"));
     let kind = step
         .sqlstate
         .as_deref()

@@ -7,7 +7,7 @@
 //! block whose strings are always double-quoted YAML scalars, so no message can break the
 //! block or the stream.
 
-use crate::redact::redact;
+use crate::redact::redact_secrets as redact;
 use crate::testresults::{format_ms, suites, StepKind, TestStep};
 
 pub fn render(steps: &[TestStep]) -> String {

@@ -54,10 +54,10 @@ impl TestStep {
     /// The failure text for reports: the message, then `DETAIL: …` when there is one. The
     /// server sends an empty DETAIL as `''`; that is treated as none.
     pub fn failure_text(&self) -> String {
-        let mut text = redact(self.message.as_deref().unwrap_or("failed"));
+        let mut text = crate::redact::redact_secrets(self.message.as_deref().unwrap_or("failed"));
         if let Some(detail) = self.detail.as_deref().filter(|d| !d.is_empty()) {
             text.push_str("\nDETAIL: ");
-            text.push_str(&redact(detail));
+            text.push_str(&crate::redact::redact_secrets(detail));
         }
         text
     }
