@@ -341,6 +341,12 @@ pub struct BundleArgs {
     #[arg(long = "param-var", value_name = "KEY=VAR")]
     pub param_vars: Vec<String>,
 
+    /// lock_timeout for deploy.sql's statements, written into the script: 200ms, 5s, 1m;
+    /// 0 turns it off [default: `lock_timeout` in pgmi.yaml, else the server's setting].
+    /// (Retries need pgmi-upload deploy: psql cannot repeat the head.)
+    #[arg(long = "lock-timeout", value_name = "DURATION", allow_hyphen_values = true)]
+    pub lock_timeout: Option<String>,
+
     /// Session the script builds: `portable` (plain SQL, any PostgreSQL 13+) or
     /// `extension` (hands the bundle to the installed pgmi extension)
     #[arg(long, value_enum, value_name = "KIND", default_value_t = BundleSession::Portable)]

@@ -53,6 +53,9 @@ pub struct Parts<'a> {
     pub param_vars: &'a [ParamVar],
     /// deploy.sql, rewritten and split.
     pub units: &'a [Unit],
+    /// `SET lock_timeout` before deploy.sql: `Some(None)` turns it off (0), `None` leaves
+    /// the server's setting.
+    pub lock_timeout: Option<Option<std::time::Duration>>,
     /// For the header comment.
     pub files: usize,
     pub project_name: &'a str,
@@ -119,6 +122,10 @@ pub fn write(parts: &Parts<'_>) -> String {
     match parts.session {
         Session::Portable { project } => portable_session(&mut out, project, parts),
         Session::Extension { bundle } => extension_session(&mut out, bundle, parts),
+    }
+    if let Some(timeout) = parts.lock_timeout {
+        let ms = timeout.map_or(0, |d| d.as_millis());
+        let _ = write!(out, "\n-- --lock-timeout\nSET lock_timeout = '{ms}ms';\n");
     }
     out.push_str("\n-- deploy.sql\n");
     for unit in parts.units {

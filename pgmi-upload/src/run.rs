@@ -84,10 +84,18 @@ fn bundle_command(args: &BundleArgs) -> Exit {
 
 fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     let env = conninfo::process_env;
-    // pgmi.yaml's params are the lowest-precedence source, as for deploy.
-    let mut pairs = crate::config::load(&args.path)?
-        .map(|c| c.params)
-        .unwrap_or_default();
+    // pgmi.yaml's params and lock_timeout are the lowest-precedence source, as for deploy.
+    let yaml = crate::config::load(&args.path)?;
+    let lock_timeout = match &args.lock_timeout {
+        Some(text) => crate::locks::parse_lock_timeout(text)
+            .map_err(|e| Failure::config(format!("--lock-timeout: {e}")))
+            .map(Some)?,
+        None => yaml
+            .as_ref()
+            .and_then(|c| c.lock_timeout.as_ref())
+            .map(|t| t.value),
+    };
+    let mut pairs = yaml.map(|c| c.params).unwrap_or_default();
     pairs.extend(prepare::collect_params(&args.params_files, &args.params)?);
     let params = prepare::finalize_params(pairs)?;
     if let Some((key, _)) = params
@@ -129,6 +137,7 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
             params: &packed.params,
             param_vars: &param_vars,
             units: &units,
+            lock_timeout,
             files: packed.files,
             project_name: &project_name,
         })

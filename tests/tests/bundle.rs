@@ -236,3 +236,38 @@ fn broken_projects_fail_as_deploy_does() {
     assert_eq!(made.code, 10, "{}", made.stderr);
     assert!(made.stderr.contains("001.sql"), "{}", made.stderr);
 }
+
+// A deploy.sql that ends inside an open transaction fails under psql too, nothing of it
+// committed; --lock-timeout (or lock_timeout in pgmi.yaml) is written into the script.
+#[test]
+fn open_transaction_fails_and_lock_timeout_is_applied() {
+    let project = Project::with_deploy("BEGIN;\nCREATE TABLE left_open (id int);\n");
+    let db = TestDb::empty("bundle_open_tx");
+    let (_dir, script, made) = bundle(Kind::Portable, &project, &[]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let run = run_script(&db, &script, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ended inside an open transaction"),
+        "{}",
+        run.stderr
+    );
+    assert!(!exists(&db, "left_open"));
+
+    let show =
+        "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', current_setting('lock_timeout'); END $$;\n";
+    let project = Project::with_deploy(show).file("pgmi.yaml", "lock_timeout: 2s\n");
+    for (extra, expected) in [(&[][..], "2s"), (&["--lock-timeout", "150ms"][..], "150ms")] {
+        let (_dir, script, made) = bundle(Kind::Portable, &project, extra);
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        let run = run_script(&db, &script, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("lock_timeout is {expected}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let (_dir, _script, made) = bundle(Kind::Portable, &project, &["--lock-timeout", "soon"]);
+    assert_eq!(made.code, 10, "{}", made.stderr);
+}
