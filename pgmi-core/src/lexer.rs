@@ -1,29 +1,59 @@
-//! The one SQL scanning state machine (contract §3.2 "Scan states", §6.6 "Masking").
+//! The SQL scanners (contract §3.2 "Scan states", §6.6 "Masking") under two sets of rules.
 //!
-//! Checksum normalisation, `<pgmi-meta>` extraction and the `deploy.sql` splitter must agree
-//! exactly on what is a comment, a string, a quoted identifier or a dollar-quoted body, so all
-//! three are built on [`pieces`]. The reference had two scanners that differed in corner cases
-//! (§3.2, last paragraph); this crate has one, with the checksum scanner's rules:
+//! * [`Rules::Postgres`] — PostgreSQL's own token rules ([`postgres`] lists them). The
+//!   `deploy.sql` splitter, the mask ([`mask`], used for the test macros and the psql script)
+//!   and `<pgmi-meta>` extraction ([`block_comment_spans`]) use them, so what they call a
+//!   comment, a string or a statement boundary is what the server calls one. The
+//!   differential tests (`tests/differential.rs`, `scripts/differential.sh`) compare them
+//!   with PostgreSQL's scanner and parser.
+//! * [`Rules::Reference`] — the reference's checksum scanner, kept bit for bit because stored
+//!   `pgmi_checksum` values depend on it. Only [`pieces`] (and so `checksum.rs`) uses it:
+//!   - `--` starts a line comment. It ends *before* the `\n` that closes it, or before the
+//!     `\r` of a closing `\r\n`; those bytes are code. EOF also ends it.
+//!   - `/*` starts a block comment; `/*` inside nests, `*/` un-nests, depth 0 closes it. An
+//!     unterminated one runs to EOF.
+//!   - `'` starts a string. It is an escape string (`E'…'`) iff the byte before the quote is
+//!     `E`/`e` and that `E` is at offset 0 or follows a byte that is not an identifier byte
+//!     (`[A-Za-z0-9_$]` or ≥ 0x80). Inside an escape string `\` takes the next byte with it;
+//!     in every string `''` stays inside and a lone `'` closes it.
+//!   - `"` starts a quoted identifier; `""` stays inside, a lone `"` closes it.
+//!   - `$$` or `$tag$` (tag `[A-Za-z_][A-Za-z0-9_]*`, ASCII only) starts a dollar-quoted body
+//!     closed by the identical tag (case-sensitive). The preceding byte is not checked, so
+//!     `a$b$c` opens a body at `$b$` — a reference quirk the checksums depend on.
+//!   - Anything else is code. Unterminated strings, identifiers and bodies run to EOF.
 //!
-//! * `--` starts a line comment. It ends *before* the `\n` that closes it, or before the `\r`
-//!   of a closing `\r\n`; those bytes are code. EOF also ends it.
-//! * `/*` starts a block comment; `/*` inside nests, `*/` un-nests, depth 0 closes it. An
-//!   unterminated one runs to EOF.
-//! * `'` starts a string. It is an escape string (`E'…'`) iff the byte before the quote is
-//!   `E`/`e` and that `E` is at offset 0 or follows a byte that is not an identifier byte
-//!   (`[A-Za-z0-9_$]` or ≥ 0x80). Inside an escape string `\` takes the next byte with it;
-//!   in every string `''` stays inside and a lone `'` closes it.
-//! * `"` starts a quoted identifier; `""` stays inside, a lone `"` closes it.
-//! * `$$` or `$tag$` (tag `[A-Za-z_][A-Za-z0-9_]*`, ASCII only) starts a dollar-quoted body
-//!   closed by the identical tag (case-sensitive). The preceding byte is not checked, so
-//!   `a$b$c` opens a body at `$b$` — a reference quirk the checksums depend on.
-//! * Anything else is code. Unterminated strings, identifiers and bodies run to EOF.
+//!   Where the two disagree (`audit$v1$`, `$é$`, a `\r` ending a line comment, string
+//!   continuations, `standard_conforming_strings = off`) only the checksum follows the
+//!   reference; it is a hash, so a disagreement there can only make two files compare equal
+//!   or different, never send or hide SQL.
 //!
-//! Invariants: the pieces returned by [`pieces`] are non-empty, contiguous, in order and
-//! cover the input exactly; every piece boundary sits on an ASCII byte, so for `&str` input
+//! Invariants (both rules): the pieces are non-empty, contiguous, in order and cover the
+//! input exactly; every piece boundary sits on an ASCII byte or an end, so for `&str` input
 //! every boundary is a char boundary. Scanning is a single forward pass with no allocation.
+//!
+//! psql meta-commands (`\i`, `\set`, …) mean nothing to the server: a `\` outside literals is
+//! one byte of code here, as in the server's scanner, so a meta-command line stays inside the
+//! statement it appears in and the server rejects that statement with a syntax error.
 
 use std::ops::Range;
+
+pub mod postgres;
+
+/// Which scanning rules (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// The reference's checksum scanner.
+    Reference,
+    /// PostgreSQL's scanner, with the `standard_conforming_strings` the server parses with.
+    Postgres { standard_conforming_strings: bool },
+}
+
+impl Rules {
+    /// PostgreSQL's rules with its default `standard_conforming_strings = on`.
+    pub const POSTGRES: Rules = Rules::Postgres {
+        standard_conforming_strings: true,
+    };
+}
 
 /// What a [`Piece`] of SQL text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,16 +80,93 @@ pub struct Piece {
     pub range: Range<usize>,
 }
 
-/// Iterator over the [`Piece`]s of a text; see [`pieces`].
+/// Iterator over the [`Piece`]s of a text; see [`pieces_with`].
 #[derive(Debug, Clone)]
 pub struct Pieces<'a> {
-    src: &'a [u8],
-    pos: usize,
+    inner: Inner<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum Inner<'a> {
+    Reference(ReferencePieces<'a>),
+    Postgres(std::iter::Peekable<postgres::Tokens<'a>>),
+}
+
+/// Splits `src` into pieces with the reference's checksum rules (see the module doc).
+pub fn pieces(src: &[u8]) -> Pieces<'_> {
+    pieces_with(src, Rules::Reference)
 }
 
 /// Splits `src` into pieces (code, comments, strings, quoted identifiers, dollar bodies).
-pub fn pieces(src: &[u8]) -> Pieces<'_> {
-    Pieces { src, pos: 0 }
+pub fn pieces_with(src: &[u8], rules: Rules) -> Pieces<'_> {
+    let inner = match rules {
+        Rules::Reference => Inner::Reference(ReferencePieces { src, pos: 0 }),
+        Rules::Postgres {
+            standard_conforming_strings,
+        } => Inner::Postgres(postgres::tokens(src, standard_conforming_strings).peekable()),
+    };
+    Pieces { inner }
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = Piece;
+
+    fn next(&mut self) -> Option<Piece> {
+        match &mut self.inner {
+            Inner::Reference(p) => p.next(),
+            Inner::Postgres(tokens) => {
+                use postgres::TokenKind as T;
+                let token = tokens.next()?;
+                let kind = match token.kind {
+                    T::LineComment => PieceKind::LineComment,
+                    T::BlockComment { terminated } => PieceKind::BlockComment { terminated },
+                    T::String { escape, terminated } => PieceKind::String { escape, terminated },
+                    T::QuotedIdent { terminated } => PieceKind::QuotedIdent { terminated },
+                    T::Dollar {
+                        tag_len,
+                        terminated,
+                    } => PieceKind::Dollar {
+                        tag_len,
+                        terminated,
+                    },
+                    _ => {
+                        // Runs of code tokens form one piece.
+                        let mut end = token.range.end;
+                        while let Some(t) = tokens.next_if(|t| is_code(t.kind)) {
+                            end = t.range.end;
+                        }
+                        return Some(Piece {
+                            kind: PieceKind::Code,
+                            range: token.range.start..end,
+                        });
+                    }
+                };
+                Some(Piece {
+                    kind,
+                    range: token.range,
+                })
+            }
+        }
+    }
+}
+
+fn is_code(kind: postgres::TokenKind) -> bool {
+    use postgres::TokenKind as T;
+    !matches!(
+        kind,
+        T::LineComment
+            | T::BlockComment { .. }
+            | T::String { .. }
+            | T::QuotedIdent { .. }
+            | T::Dollar { .. }
+    )
+}
+
+/// The reference scanner's state; see [`pieces`].
+#[derive(Debug, Clone)]
+struct ReferencePieces<'a> {
+    src: &'a [u8],
+    pos: usize,
 }
 
 /// A top-level block comment: the text between `/*` and `*/`.
@@ -83,9 +190,15 @@ pub fn block_comments(sql: &str) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Like [`block_comments`], also saying whether each comment was closed.
+/// Like [`block_comments`], also saying whether each comment was closed (PostgreSQL's rules,
+/// `standard_conforming_strings = on`).
 pub fn block_comment_spans(sql: &str) -> Vec<BlockComment> {
-    pieces(sql.as_bytes())
+    block_comment_spans_with(sql, Rules::POSTGRES)
+}
+
+/// [`block_comment_spans`] under the given rules.
+pub fn block_comment_spans_with(sql: &str, rules: Rules) -> Vec<BlockComment> {
+    pieces_with(sql.as_bytes(), rules)
         .filter_map(|p| match p.kind {
             PieceKind::BlockComment { terminated } => {
                 let end = if terminated {
@@ -103,7 +216,8 @@ pub fn block_comment_spans(sql: &str) -> Vec<BlockComment> {
         .collect()
 }
 
-/// Same-length mask of `sql` (§6.6): comments (delimiters included), string interiors,
+/// Same-length mask of `sql` (§6.6), under PostgreSQL's rules with
+/// `standard_conforming_strings = on`: comments (delimiters included), string interiors,
 /// quoted-identifier interiors and dollar bodies become ASCII spaces, byte for byte.
 ///
 /// Kept: code, the quotes of strings and identifiers, `''` / `""` pairs inside them, and
@@ -120,8 +234,13 @@ pub fn mask(sql: &str) -> String {
 
 /// [`mask`] over bytes.
 pub fn mask_bytes(src: &[u8]) -> Vec<u8> {
+    mask_bytes_with(src, Rules::POSTGRES)
+}
+
+/// [`mask_bytes`] under the given rules.
+pub fn mask_bytes_with(src: &[u8], rules: Rules) -> Vec<u8> {
     let mut out = src.to_vec();
-    for piece in pieces(src) {
+    for piece in pieces_with(src, rules) {
         let Range { start, end } = piece.range;
         match piece.kind {
             PieceKind::Code => {}
@@ -175,7 +294,8 @@ fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
-/// Length of the dollar tag starting at `at` (both `$` included), if one starts there.
+/// Length of the dollar tag starting at `at` (both `$` included) under the reference's rules,
+/// if one starts there ([`postgres::dollar_tag_len`] for PostgreSQL's).
 pub fn dollar_tag_len(src: &[u8], at: usize) -> Option<usize> {
     if src.get(at) != Some(&b'$') {
         return None;
@@ -198,7 +318,7 @@ pub fn dollar_tag_len(src: &[u8], at: usize) -> Option<usize> {
     None
 }
 
-impl Pieces<'_> {
+impl ReferencePieces<'_> {
     /// Whether a construct (comment, string, identifier, dollar body) starts at `i`.
     fn construct_starts(&self, i: usize) -> bool {
         let next = self.src.get(i + 1).copied();
@@ -317,7 +437,7 @@ impl Pieces<'_> {
     }
 }
 
-impl Iterator for Pieces<'_> {
+impl Iterator for ReferencePieces<'_> {
     type Item = Piece;
 
     fn next(&mut self) -> Option<Piece> {
@@ -353,163 +473,4 @@ impl Iterator for Pieces<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kinds(sql: &str) -> Vec<(PieceKind, &str)> {
-        pieces(sql.as_bytes())
-            .map(|p| (p.kind, &sql[p.range]))
-            .collect()
-    }
-
-    #[test]
-    fn pieces_cover_input() {
-        let sql = "SELECT 'a''b', E'x\\'y', \"q\"\"r\", $f$ -- $f$ /* c /* d */ e */ -- t\r\nx";
-        let mut at = 0;
-        for p in pieces(sql.as_bytes()) {
-            assert_eq!(p.range.start, at);
-            assert!(p.range.end > p.range.start);
-            at = p.range.end;
-        }
-        assert_eq!(at, sql.len());
-    }
-
-    #[test]
-    fn constructs() {
-        use PieceKind::*;
-        assert_eq!(
-            kinds("a -- c\r\nb"),
-            vec![(Code, "a "), (LineComment, "-- c"), (Code, "\r\nb")]
-        );
-        assert_eq!(
-            kinds("-- c\r\r\n"),
-            vec![(LineComment, "-- c\r"), (Code, "\r\n")]
-        );
-        assert_eq!(kinds("--\r\n"), vec![(LineComment, "--"), (Code, "\r\n")]);
-        assert_eq!(
-            kinds("/* a /* b */ c */x"),
-            vec![
-                (BlockComment { terminated: true }, "/* a /* b */ c */"),
-                (Code, "x")
-            ]
-        );
-        assert_eq!(
-            kinds("/*/"),
-            vec![(BlockComment { terminated: false }, "/*/")]
-        );
-        assert_eq!(
-            kinds("E'a\\'b'"),
-            vec![
-                (Code, "E"),
-                (
-                    String {
-                        escape: true,
-                        terminated: true
-                    },
-                    "'a\\'b'"
-                )
-            ]
-        );
-        assert_eq!(
-            kinds("xe'a\\'b'"),
-            vec![
-                (Code, "xe"),
-                (
-                    String {
-                        escape: false,
-                        terminated: true
-                    },
-                    "'a\\'"
-                ),
-                (Code, "b"),
-                (
-                    String {
-                        escape: false,
-                        terminated: false
-                    },
-                    "'"
-                )
-            ]
-        );
-        assert_eq!(
-            kinds("\"a\"\"b\""),
-            vec![(QuotedIdent { terminated: true }, "\"a\"\"b\"")]
-        );
-        assert_eq!(
-            kinds("a$b$c$b$"),
-            vec![
-                (Code, "a"),
-                (
-                    Dollar {
-                        tag_len: 3,
-                        terminated: true
-                    },
-                    "$b$c$b$"
-                )
-            ]
-        );
-        assert_eq!(
-            kinds("$1 $$"),
-            vec![
-                (Code, "$1 "),
-                (
-                    Dollar {
-                        tag_len: 2,
-                        terminated: false
-                    },
-                    "$$"
-                )
-            ]
-        );
-        assert_eq!(kinds("$é$"), vec![(Code, "$é$")]);
-    }
-
-    #[test]
-    fn escape_rule_boundaries() {
-        let esc = |sql: &str| {
-            pieces(sql.as_bytes()).any(|p| matches!(p.kind, PieceKind::String { escape: true, .. }))
-        };
-        assert!(esc("E'x'"));
-        assert!(esc("e'x'"));
-        assert!(esc(" E'x'"));
-        assert!(esc("(E'x'"));
-        assert!(!esc("1E'x'"));
-        assert!(!esc("_e'x'"));
-        assert!(!esc("$e'x'"));
-        assert!(!esc("ée'x'"));
-        assert!(!esc("'x'"));
-    }
-
-    #[test]
-    fn mask_keeps_lengths_and_quotes() {
-        let sql = "SELECT 'it''s é', \"Ä\"\"b\" -- no\n/* x */ E'a\\'b' $t$ body $t$;";
-        let m = mask(sql);
-        assert_eq!(m.len(), sql.len());
-        assert_eq!(
-            m,
-            "SELECT '  ''    ', \"  \"\" \"      \n        E'    ' $t$      $t$;"
-        );
-    }
-
-    #[test]
-    fn mask_unterminated() {
-        assert_eq!(mask("a 'bc"), "a '  ");
-        assert_eq!(mask("a $$ bc"), "a $$   ");
-        assert_eq!(mask("a /* bc"), "a      ");
-        assert_eq!(mask("a \"bc"), "a \"  ");
-        assert_eq!(mask("E'\\"), "E' ");
-    }
-
-    #[test]
-    fn block_comment_ranges() {
-        let sql = "x /* a /* b */ */ '/* no */' $$ /* no */ $$ -- /* no\n/*z";
-        let spans = block_comment_spans(sql);
-        assert_eq!(spans.len(), 2);
-        assert_eq!(&sql[spans[0].interior.clone()], " a /* b */ ");
-        assert!(spans[0].terminated);
-        assert_eq!(&sql[spans[1].interior.clone()], "z");
-        assert!(!spans[1].terminated);
-        assert_eq!(block_comments("/**/"), vec![2..2]);
-        assert_eq!(block_comments("/*"), vec![2..2]);
-    }
-}
+mod tests;

@@ -8,7 +8,9 @@
 //! verbatim, where it fails the same way it did there.
 //!
 //! Detection is the reference's case-insensitive Go regex, run over the lexer's mask
-//! ([`crate::lexer::mask_bytes`]) with `FindAllIndex` semantics (spaces for readability):
+//! ([`crate::lexer::mask_bytes`], PostgreSQL's scanning rules, so a literal or comment is
+//! what the server and the splitter call one) with `FindAllIndex` semantics (spaces for
+//! readability):
 //!
 //! ```text
 //! (^|[^A-Za-z0-9_]) CALL \s+ (pg_temp\.)? pgmi_test \s* \( \s* ( '[^']*' | NULL )?

@@ -12,271 +12,371 @@
 //! * no terminator, or only white space/comments after it → one unit, byte-identical to the
 //!   script. An empty script has zero units (nothing to send).
 //!
-//! Statements are found on the lexer's mask ([`crate::lexer::mask_bytes`]), so `;`, parentheses
-//! and keywords inside strings, comments, quoted identifiers and dollar bodies are invisible.
-//! "Top level" means parenthesis depth 0 (the depth may go negative on unbalanced `)`, as in
-//! the reference) and outside a `BEGIN ATOMIC … END` body, which is consumed whole with
-//! `CASE … END` pairs tracked. Words are maximal runs of ASCII letters, matched
-//! case-insensitively; anything between them is skipped, exactly like the reference
-//! (so `COMMIT1;` is a terminator and `COMMIT_x;` is not).
+//! Statements are found on PostgreSQL's tokens ([`crate::lexer::postgres`]), so `;`,
+//! parentheses and keywords inside strings, comments, quoted identifiers and dollar bodies are
+//! invisible, and words are whole identifiers (`week_end` is not `END`, `audit$v1$` opens no
+//! dollar quote). A `;` ends a statement at parenthesis depth 0 (the depth never goes below 0,
+//! as in psql; a stray `)` is the server's syntax error either way) and outside a SQL-standard
+//! routine body: in a statement that starts `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, the
+//! tokens `BEGIN ATOMIC` at depth 0 open a body that the `END` not matched by a `CASE` closes
+//! (the grammar's only other `END`; a `CASE`/`END` right after `AS` or `.` is a column label,
+//! not a keyword). Comments may separate `BEGIN` and `ATOMIC`, as the server allows.
 //!
-//! Invariants: the head followed by the tail units' own texts (padding removed) reproduces the
-//! script minus dropped blank segments; a unit's padding is one `\n` per newline before it and
-//! one space per byte since the last newline, so PostgreSQL line numbers of a tail unit are the
-//! script's line numbers. Every slice is cut just after an ASCII `;` or at the ends, so it is
-//! always on a char boundary.
+//! `standard_conforming_strings` decides whether `'…'` takes backslash escapes, so the
+//! splitter must scan each message with the value the server will parse it with
+//! ([`Options`]). The head is one message: all of it is scanned with the initial value. After
+//! it, a top-level `SET [SESSION] standard_conforming_strings {TO|=} …`, `SET … TO DEFAULT`
+//! or `RESET standard_conforming_strings|ALL` in the head (unless the head ends in
+//! `ROLLBACK`/`ABORT`) or in an earlier tail unit changes how the following units are
+//! scanned, as psql does after each statement. Not followed: `SET LOCAL`, `set_config()`,
+//! and a tail transaction rolled back after such a `SET`; `RESET`/`DEFAULT` return to the
+//! initial value (the client should pass the server's, from `SHOW
+//! standard_conforming_strings`). A script that needs those scans differently from the server.
+//!
+//! psql meta-commands (`\i`, `\set`, …) are not SQL: a `\` is a one-byte token like any
+//! other, so such a line stays inside its statement and the server rejects it.
+//!
+//! Invariants: the head followed by the tail units' texts reproduces the script minus dropped
+//! blank segments, byte for byte; tail units are not padded, so the bytes sent are linear in
+//! the script: each unit records the script line and column where its text starts
+//! ([`Unit::locate`] maps server positions back). Every slice is cut just after an ASCII `;`
+//! or at the ends, so it is always on a char boundary. One forward pass over the tokens.
 
-use crate::lexer;
+use std::ops::Range;
+
+use crate::lexer::postgres::{self, Token, TokenKind};
 
 /// One simple-query message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
-    /// Exact text to send. Tail units start with padding: one `\n` per newline preceding the
-    /// unit in the script, then one space per byte since the last of them.
+    /// Exact text to send: a slice of the script, never padded.
     pub text: String,
-    /// 1-based line of the script where the unit's own text (after the padding) starts.
+    /// 1-based line of the script where `text` starts.
     pub first_line: usize,
+    /// 1-based column, in characters, of the script where `text` starts.
+    pub first_column: usize,
+    /// The `standard_conforming_strings` this unit was scanned with (to mask it again the
+    /// same way, e.g. for a psql script).
+    pub standard_conforming_strings: bool,
+}
+
+/// What the splitter needs to know about the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The session's `standard_conforming_strings` before deploy.sql runs (PostgreSQL's
+    /// default is on).
+    pub standard_conforming_strings: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            standard_conforming_strings: true,
+        }
+    }
+}
+
+/// Splits `script` into execution units with the default [`Options`].
+pub fn split(script: &str) -> Vec<Unit> {
+    split_with(script, Options::default())
 }
 
 /// Splits `script` into execution units (see the module doc).
-pub fn split(script: &str) -> Vec<Unit> {
+pub fn split_with(script: &str, options: Options) -> Vec<Unit> {
     if script.is_empty() {
         return Vec::new();
     }
-    let mask = lexer::mask_bytes(script.as_bytes());
+    let initial = options.standard_conforming_strings;
     let whole = || {
         vec![Unit {
             text: script.to_owned(),
             first_line: 1,
+            first_column: 1,
+            standard_conforming_strings: initial,
         }]
     };
+    let mut statements = Statements::new(script.as_bytes(), initial);
 
-    let Some(head_end) = head_end(&mask) else {
-        return whole();
+    // The head: statements up to the first terminator, all scanned with the initial value.
+    let mut scs_after_head = initial;
+    let (head_end, keep_sets) = loop {
+        let Some(stmt) = statements.next() else {
+            return whole();
+        };
+        if let Some(value) = stmt.sets_standard_conforming_strings {
+            scs_after_head = value.unwrap_or(initial);
+        }
+        if let Some(commits) = stmt.terminator {
+            break (stmt.range.end, commits);
+        }
     };
-    if is_blank(&mask[head_end..]) {
+    if statements.rest_is_blank() {
         return whole();
     }
 
+    let mut scs = if keep_sets { scs_after_head } else { initial };
+    statements.set_standard_conforming_strings(scs);
     let mut units = vec![Unit {
         text: script[..head_end].to_owned(),
         first_line: 1,
+        first_column: 1,
+        standard_conforming_strings: initial,
     }];
     let mut lines = LineCursor::default();
-    let mut stmt_start = head_end;
-    let mut push = |start: usize, end: usize, units: &mut Vec<Unit>| {
-        if !is_blank(&mask[start..end]) {
-            let (newlines, column) = lines.advance_to(script.as_bytes(), start);
-            let mut text = String::with_capacity(newlines + column + (end - start));
-            text.extend(std::iter::repeat_n('\n', newlines));
-            text.extend(std::iter::repeat_n(' ', column));
-            text.push_str(&script[start..end]);
-            units.push(Unit {
-                text,
-                first_line: newlines + 1,
-            });
+    while let Some(stmt) = statements.next() {
+        if stmt.blank {
+            continue;
         }
-    };
-    for semi in Boundaries::new(&mask, head_end) {
-        push(stmt_start, semi + 1, &mut units);
-        stmt_start = semi + 1;
+        let (line, column) = lines.advance_to(script.as_bytes(), stmt.range.start);
+        units.push(Unit {
+            text: script[stmt.range].to_owned(),
+            first_line: line,
+            first_column: column,
+            standard_conforming_strings: scs,
+        });
+        if let Some(value) = stmt.sets_standard_conforming_strings {
+            scs = value.unwrap_or(initial);
+            statements.set_standard_conforming_strings(scs);
+        }
     }
-    push(stmt_start, mask.len(), &mut units);
     units
 }
 
-/// Byte offset just past the first top-level transaction terminator, if any.
-fn head_end(mask: &[u8]) -> Option<usize> {
-    let mut stmt_start = 0;
-    for semi in Boundaries::new(mask, 0) {
-        if is_terminator(&mask[stmt_start..semi]) {
-            return Some(semi + 1);
-        }
-        stmt_start = semi + 1;
-    }
-    // A terminator as the last statement, without its `;`.
-    is_terminator(&mask[stmt_start..]).then_some(mask.len())
+/// Byte ranges of every top-level statement of `script` as PostgreSQL's scanner and the
+/// splitter see them, each through its `;` (or to the end), white space and comments before
+/// it included; the ranges cover the script. Every statement is scanned with `options`' value
+/// (no `SET` is followed): this is what the server sees when the whole text is one message.
+pub fn statements(script: &str, options: Options) -> Vec<Range<usize>> {
+    Statements::new(script.as_bytes(), options.standard_conforming_strings)
+        .map(|s| s.range)
+        .collect()
 }
 
-/// Positions of the `;` that end split-level statements, scanning the mask from `start`.
-struct Boundaries<'a> {
-    mask: &'a [u8],
-    pos: usize,
-    depth: i64,
-    /// Start of the text since the last top-level `;` (inside or outside an atomic body).
-    chunk_start: usize,
-    in_atomic_body: bool,
+/// The byte offset just past the first top-level transaction terminator (its `;` included,
+/// or the end of the script), scanning everything with `options`' value; `None` without one.
+/// [`split`] cuts the head there unless only white space and comments follow.
+pub fn head_end(script: &str, options: Options) -> Option<usize> {
+    Statements::new(script.as_bytes(), options.standard_conforming_strings)
+        .find(|s| s.terminator.is_some())
+        .map(|s| s.range.end)
 }
 
-impl<'a> Boundaries<'a> {
-    fn new(mask: &'a [u8], start: usize) -> Self {
-        Boundaries {
-            mask,
-            pos: start,
-            depth: 0,
-            chunk_start: start,
-            in_atomic_body: false,
+/// One top-level statement.
+struct Statement {
+    range: Range<usize>,
+    /// Only white space and comments (no `;` either).
+    blank: bool,
+    /// `Some(commits)` for a transaction terminator; `commits` is false for
+    /// `ROLLBACK`/`ABORT`.
+    terminator: Option<bool>,
+    /// `Some(Some(v))` for `SET standard_conforming_strings` to `v`, `Some(None)` for a reset
+    /// to the initial value.
+    sets_standard_conforming_strings: Option<Option<bool>>,
+}
+
+/// The statements of a script, in order.
+struct Statements<'a> {
+    src: &'a [u8],
+    tokens: postgres::Tokens<'a>,
+}
+
+/// How many significant tokens classify a statement (`SET SESSION x TO 'on'` is the longest).
+const HEAD_TOKENS: usize = 5;
+
+impl<'a> Statements<'a> {
+    fn new(src: &'a [u8], standard_conforming_strings: bool) -> Self {
+        Statements {
+            src,
+            tokens: postgres::tokens(src, standard_conforming_strings),
         }
     }
 
-    /// Consumes the chunk ending at a top-level `;` and says whether that `;` ends a
-    /// statement: not inside a `BEGIN ATOMIC` body, except the one after its closing `END`.
-    fn ends_statement(&mut self, chunk: &[u8]) -> bool {
-        if self.in_atomic_body {
-            if word_is(first_word(chunk).0, "END") {
-                self.in_atomic_body = false;
-                return true;
+    fn set_standard_conforming_strings(&mut self, on: bool) {
+        self.tokens.set_standard_conforming_strings(on);
+    }
+
+    /// Whether nothing but white space and comments is left.
+    fn rest_is_blank(&self) -> bool {
+        self.tokens.clone().all(|t| t.kind.is_blank())
+    }
+
+    fn word(&self, t: &Token, keyword: &str) -> bool {
+        t.kind == TokenKind::Word
+            && self.src[t.range.clone()].eq_ignore_ascii_case(keyword.as_bytes())
+    }
+
+    fn is_routine(&self, head: &[Token]) -> bool {
+        let w = |i: usize, k: &str| head.get(i).is_some_and(|t| self.word(t, k));
+        let kind_at = |i: usize| w(i, "FUNCTION") || w(i, "PROCEDURE");
+        w(0, "CREATE") && (kind_at(1) || (w(1, "OR") && w(2, "REPLACE") && kind_at(3)))
+    }
+
+    fn terminator(&self, head: &[Token]) -> Option<bool> {
+        let first = head.first()?;
+        let commits = if self.word(first, "COMMIT") || self.word(first, "END") {
+            true
+        } else if self.word(first, "ROLLBACK") || self.word(first, "ABORT") {
+            false
+        } else {
+            return None;
+        };
+        // WORK / TRANSACTION are noise words that may precede TO: consume them before
+        // deciding, so `ROLLBACK TRANSACTION TO SAVEPOINT s` stays savepoint control.
+        let mut rest = &head[1..];
+        if rest
+            .first()
+            .is_some_and(|t| self.word(t, "WORK") || self.word(t, "TRANSACTION"))
+        {
+            rest = &rest[1..];
+        }
+        // Anything else (TO, PREPARED, garbage) is not a terminator of this transaction.
+        match rest.first() {
+            None => Some(commits),
+            Some(t) if t.kind == TokenKind::Semicolon || self.word(t, "AND") => Some(commits),
+            Some(_) => None,
+        }
+    }
+
+    /// `SET [SESSION] standard_conforming_strings {TO|=} value`, `RESET …`.
+    fn scs_change(&self, head: &[Token]) -> Option<Option<bool>> {
+        let is = |i: usize, k: &str| head.get(i).is_some_and(|t| self.word(t, k));
+        let name = |i: usize| is(i, "standard_conforming_strings");
+        if is(0, "RESET") && (name(1) || is(1, "ALL")) {
+            return Some(None);
+        }
+        if !is(0, "SET") {
+            return None;
+        }
+        let at = if is(1, "SESSION") { 2 } else { 1 };
+        if !name(at) {
+            return None;
+        }
+        let op = head.get(at + 1)?;
+        if !(self.word(op, "TO") || &self.src[op.range.clone()] == b"=") {
+            return None;
+        }
+        let value = head.get(at + 2)?;
+        let text = &self.src[value.range.clone()];
+        let text = match value.kind {
+            TokenKind::String { .. } if text.len() >= 2 => &text[1..text.len() - 1],
+            TokenKind::Word | TokenKind::Number => text,
+            _ => return None,
+        };
+        let lower = text.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"default" if value.kind == TokenKind::Word => Some(None),
+            b"on" | b"true" | b"yes" | b"1" => Some(Some(true)),
+            b"off" | b"false" | b"no" | b"0" => Some(Some(false)),
+            _ => None,
+        }
+    }
+}
+
+impl Iterator for Statements<'_> {
+    type Item = Statement;
+
+    fn next(&mut self) -> Option<Statement> {
+        let start = self.tokens.position();
+        if start >= self.src.len() {
+            return None;
+        }
+        let mut head: Vec<Token> = Vec::with_capacity(HEAD_TOKENS);
+        let mut blank = true;
+        let mut depth = 0usize;
+        let mut routine: Option<bool> = None;
+        let mut prev: Option<Token> = None;
+        let mut after_begin = false;
+        // Inside a routine body: the number of open CASEs.
+        let mut body: Option<usize> = None;
+        let mut end = self.src.len();
+        #[allow(clippy::while_let_on_iterator)] // `self` is borrowed again in the body
+        while let Some(token) = self.tokens.next() {
+            if token.kind.is_blank() {
+                continue;
             }
-            return false;
-        }
-        match after_begin_atomic(chunk) {
-            Some(body) if !closes_body(body) => {
-                self.in_atomic_body = true;
-                false
+            blank = false;
+            if head.len() < HEAD_TOKENS {
+                head.push(token.clone());
             }
-            _ => true,
-        }
-    }
-}
-
-impl Iterator for Boundaries<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.pos < self.mask.len() {
-            let i = self.pos;
-            self.pos += 1;
-            match self.mask[i] {
-                b'(' => self.depth += 1,
-                b')' => self.depth -= 1,
-                b';' if self.depth == 0 => {
-                    let chunk_start = std::mem::replace(&mut self.chunk_start, i + 1);
-                    if self.ends_statement(&self.mask[chunk_start..i]) {
-                        return Some(i);
+            // A CASE or END right after AS or `.` is a label, not a keyword.
+            let label = prev
+                .as_ref()
+                .is_some_and(|p| self.word(p, "AS") || &self.src[p.range.clone()] == b".");
+            match token.kind {
+                TokenKind::Open => depth += 1,
+                TokenKind::Close => depth = depth.saturating_sub(1),
+                TokenKind::Semicolon if depth == 0 && body.is_none() => {
+                    end = token.range.end;
+                    break;
+                }
+                TokenKind::Word if !label => {
+                    if let Some(open_cases) = body.as_mut() {
+                        if self.word(&token, "CASE") {
+                            *open_cases += 1;
+                        } else if self.word(&token, "END") {
+                            match open_cases.checked_sub(1) {
+                                Some(n) => *open_cases = n,
+                                None => body = None,
+                            }
+                        }
+                    } else if depth == 0 {
+                        if after_begin && self.word(&token, "ATOMIC") {
+                            let is_routine = *routine.get_or_insert_with(|| self.is_routine(&head));
+                            if is_routine {
+                                body = Some(0);
+                            }
+                        }
+                        after_begin = self.word(&token, "BEGIN");
+                        prev = Some(token);
+                        continue;
                     }
                 }
                 _ => {}
             }
+            after_begin = false;
+            prev = Some(token);
         }
-        None
+        let terminator = if blank { None } else { self.terminator(&head) };
+        let sets = if blank { None } else { self.scs_change(&head) };
+        Some(Statement {
+            range: start..end,
+            blank,
+            terminator,
+            sets_standard_conforming_strings: sets,
+        })
     }
 }
 
-/// Whether a masked top-level statement ends the transaction.
-fn is_terminator(stmt: &[u8]) -> bool {
-    let (first, rest) = first_word(stmt);
-    if !["COMMIT", "END", "ROLLBACK", "ABORT"]
-        .iter()
-        .any(|w| word_is(first, w))
-    {
-        return false;
-    }
-    // WORK / TRANSACTION are noise words that may precede TO: consume them before deciding,
-    // so `ROLLBACK TRANSACTION TO SAVEPOINT s` stays savepoint control.
-    let (mut second, after) = first_word(rest);
-    if word_is(second, "WORK") || word_is(second, "TRANSACTION") {
-        second = first_word(after).0;
-    }
-    // Anything else (TO, PREPARED, garbage) is not a terminator of this transaction.
-    second.is_empty() || word_is(second, "AND")
-}
-
-/// The text after a `BEGIN ATOMIC` pair, whose words must be separated by white space only
-/// (so a query selecting columns named `begin` and `atomic` is not a body).
-fn after_begin_atomic(mut s: &[u8]) -> Option<&[u8]> {
-    loop {
-        let (word, tail) = first_word(s);
-        if word.is_empty() {
-            return None;
-        }
-        if word_is(word, "BEGIN") && leading_space_only(tail) {
-            let (next, after) = first_word(tail);
-            if word_is(next, "ATOMIC") {
-                return Some(after);
-            }
-        }
-        s = tail;
-    }
-}
-
-/// Whether an `END` not matched by a `CASE` appears: an empty body `BEGIN ATOMIC END` opens and
-/// closes within one statement. `CASE … END` is the only other END-terminated construct a SQL
-/// function body can hold.
-fn closes_body(mut s: &[u8]) -> bool {
-    let mut case_depth = 0usize;
-    loop {
-        let (word, tail) = first_word(s);
-        if word.is_empty() {
-            return false;
-        }
-        if word_is(word, "CASE") {
-            case_depth += 1;
-        } else if word_is(word, "END") {
-            if case_depth == 0 {
-                return true;
-            }
-            case_depth -= 1;
-        }
-        s = tail;
-    }
-}
-
-/// First run of ASCII letters in `s` (possibly empty) and the text after it.
-fn first_word(s: &[u8]) -> (&[u8], &[u8]) {
-    let start = s
-        .iter()
-        .position(u8::is_ascii_alphabetic)
-        .unwrap_or(s.len());
-    let len = s[start..]
-        .iter()
-        .position(|b| !b.is_ascii_alphabetic())
-        .unwrap_or(s.len() - start);
-    (&s[start..start + len], &s[start + len..])
-}
-
-fn word_is(word: &[u8], keyword: &str) -> bool {
-    word.eq_ignore_ascii_case(keyword.as_bytes())
-}
-
-/// Nothing but ` `, `\t`, `\n`, `\r` before the first ASCII letter.
-fn leading_space_only(s: &[u8]) -> bool {
-    s.iter()
-        .take_while(|b| !b.is_ascii_alphabetic())
-        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-}
-
-/// Only ` `, `\t`, `\n`, `\r` (the mask has already blanked comments).
-fn is_blank(s: &[u8]) -> bool {
-    s.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-}
-
-/// Counts newlines incrementally so padding all tail units stays linear in the script size.
+/// Counts lines and columns incrementally so locating all tail units stays linear in the
+/// script size.
 #[derive(Default)]
 struct LineCursor {
     pos: usize,
     newlines: usize,
-    line_start: usize,
+    /// Characters since the last newline.
+    column: usize,
 }
 
 impl LineCursor {
-    /// Moves to `to` (never backwards) and returns (newlines before `to`, bytes since the last
-    /// newline).
+    /// Moves to `to` (never backwards) and returns its 1-based line and column (characters).
     fn advance_to(&mut self, script: &[u8], to: usize) -> (usize, usize) {
-        for (i, &b) in script[self.pos..to].iter().enumerate() {
+        for &b in &script[self.pos..to] {
             if b == b'\n' {
                 self.newlines += 1;
-                self.line_start = self.pos + i + 1;
+                self.column = 0;
+            } else if b & 0xC0 != 0x80 {
+                self.column += 1;
             }
         }
         self.pos = to;
-        (self.newlines, to - self.line_start)
+        (self.newlines + 1, self.column + 1)
     }
 }
 
-/// Where a PostgreSQL error position falls in a unit's text.
+/// Where a PostgreSQL error position falls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// 1-based line (padded tail units keep the script's line numbers).
+    /// 1-based line.
     pub line: usize,
     /// 1-based column in characters.
     pub column: usize,
@@ -284,10 +384,26 @@ pub struct Location {
     pub source_line: String,
 }
 
+impl Unit {
+    /// Maps a PostgreSQL error `position` in this unit's text to the script's line and
+    /// column. On the unit's first line, `source_line` shows the part of the script line
+    /// before the unit as spaces (one per character), so a caret under `column` lines up.
+    pub fn locate(&self, position: usize) -> Option<Location> {
+        let mut loc = locate(&self.text, position)?;
+        if loc.line == 1 {
+            let lead = self.first_column - 1;
+            loc.column += lead;
+            loc.source_line = format!("{}{}", " ".repeat(lead), loc.source_line);
+        }
+        loc.line += self.first_line - 1;
+        Some(loc)
+    }
+}
+
 /// Maps a PostgreSQL error `position` (1-based, counted in characters over the exact text
 /// sent) to a line and column of `unit_text`. Position 0 (no position) or beyond one past the
 /// end of the text → `None`; one past the end is valid (PostgreSQL points there for
-/// "at end of input").
+/// "at end of input"). [`Unit::locate`] gives the script's line and column.
 pub fn locate(unit_text: &str, position: usize) -> Option<Location> {
     if position == 0 {
         return None;
@@ -316,210 +432,4 @@ pub fn locate(unit_text: &str, position: usize) -> Option<Location> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn texts(script: &str) -> Vec<String> {
-        split(script).into_iter().map(|u| u.text).collect()
-    }
-
-    fn unpadded(script: &str) -> Vec<String> {
-        split(script)
-            .into_iter()
-            .map(|u| u.text.trim_start_matches(['\n', ' ']).to_owned())
-            .collect()
-    }
-
-    #[test]
-    fn check_59_head_and_tail() {
-        let script = "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);\nANALYZE t;\n";
-        let units = split(script);
-        assert_eq!(units.len(), 3);
-        assert_eq!(units[0].text, "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;");
-        assert_eq!(units[0].first_line, 1);
-        assert_eq!(
-            units[1].text,
-            "\n\n       \nCREATE INDEX CONCURRENTLY i ON t (id);"
-        );
-        assert_eq!(units[1].first_line, 3);
-        assert_eq!(
-            units[2].text,
-            format!("\n\n\n{}\nANALYZE t;", " ".repeat(38))
-        );
-        assert_eq!(units[2].first_line, 4);
-    }
-
-    #[test]
-    fn check_60_tail_statements() {
-        let script = "BEGIN; CREATE TABLE head_t(id int); COMMIT; CREATE TABLE tail_before(id int); BEGIN; INSERT INTO tail_before VALUES (1); SELECT 1/0; COMMIT;";
-        assert_eq!(
-            unpadded(script),
-            [
-                "BEGIN; CREATE TABLE head_t(id int); COMMIT;",
-                "CREATE TABLE tail_before(id int);",
-                "BEGIN;",
-                "INSERT INTO tail_before VALUES (1);",
-                "SELECT 1/0;",
-                "COMMIT;"
-            ]
-        );
-        // Padding keeps columns: every tail unit starts at its own byte offset.
-        for unit in split(script).iter().skip(1) {
-            let own = unit.text.trim_start_matches(' ');
-            assert_eq!(&script[unit.text.len() - own.len()..][..own.len()], own);
-        }
-    }
-
-    #[test]
-    fn check_61_non_anchors_stay_one_unit() {
-        for script in [
-            "BEGIN; SAVEPOINT s; ROLLBACK TO SAVEPOINT s; SELECT 1;",
-            "BEGIN; SAVEPOINT s; ROLLBACK TRANSACTION TO SAVEPOINT s; SELECT 1;",
-            "BEGIN; SAVEPOINT s; ROLLBACK WORK TO s; SELECT 1;",
-            "COMMIT PREPARED 'x'; SELECT 1;",
-            "ROLLBACK PREPARED 'x'; SELECT 1;",
-            "SELECT 'COMMIT;'; SELECT 1;",
-            "SELECT 1; -- COMMIT;\nSELECT 2;",
-            "SELECT 1; /* COMMIT; */ SELECT 2;",
-            "DO $$ BEGIN COMMIT; END $$; SELECT 1;",
-            "SELECT \"COMMIT;\"; SELECT 1;",
-            "SELECT (1); SELECT f(x, (COMMIT)); SELECT 2;",
-            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 1 END; END; SELECT 2;",
-        ] {
-            assert_eq!(texts(script), [script], "{script:?}");
-        }
-    }
-
-    #[test]
-    fn check_61_anchors() {
-        for (script, head) in [
-            ("BEGIN; END; SELECT 1;", "BEGIN; END;"),
-            ("BEGIN; ABORT; SELECT 1;", "BEGIN; ABORT;"),
-            ("begin; commit; select 1;", "begin; commit;"),
-            (
-                "BEGIN; COMMIT AND CHAIN; SELECT 1;",
-                "BEGIN; COMMIT AND CHAIN;",
-            ),
-            (
-                "BEGIN; COMMIT AND NO CHAIN; SELECT 1;",
-                "BEGIN; COMMIT AND NO CHAIN;",
-            ),
-            ("BEGIN; ROLLBACK WORK; SELECT 1;", "BEGIN; ROLLBACK WORK;"),
-            (
-                "BEGIN; COMMIT TRANSACTION; SELECT 1;",
-                "BEGIN; COMMIT TRANSACTION;",
-            ),
-            (
-                "BEGIN; /* c */ COMMIT /* c */; SELECT 1;",
-                "BEGIN; /* c */ COMMIT /* c */;",
-            ),
-        ] {
-            let units = texts(script);
-            assert_eq!(units.len(), 2, "{script:?}");
-            assert_eq!(units[0], head, "{script:?}");
-            assert!(units[1].trim_start().eq_ignore_ascii_case("SELECT 1;"));
-        }
-    }
-
-    #[test]
-    fn atomic_body_in_tail_is_one_statement() {
-        let body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END;";
-        let script = format!("COMMIT; {body} SELECT 3;");
-        assert_eq!(unpadded(&script), ["COMMIT;", body, "SELECT 3;"]);
-        // Empty body closes in the same statement.
-        let script = "COMMIT; CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC END; SELECT 3;";
-        assert_eq!(unpadded(script).len(), 3, "{:?}", unpadded(script));
-        // BEGIN and ATOMIC separated by anything but white space are not a body opener...
-        let script = "COMMIT; SELECT begin, atomic FROM t; SELECT 3;";
-        assert_eq!(unpadded(script).len(), 3);
-        // ...but a comment is white space on the mask (reference behaviour): the "body" then
-        // swallows the rest of the script.
-        let script = "COMMIT; SELECT begin /**/ atomic FROM t; SELECT 3;";
-        assert_eq!(unpadded(script).len(), 2);
-    }
-
-    #[test]
-    fn terminator_without_semicolon_and_trailing_blank() {
-        assert_eq!(
-            texts("BEGIN; SELECT 1; COMMIT"),
-            ["BEGIN; SELECT 1; COMMIT"]
-        );
-        assert_eq!(
-            texts("BEGIN; COMMIT; -- done\n/* bye */\n"),
-            ["BEGIN; COMMIT; -- done\n/* bye */\n"]
-        );
-        assert_eq!(texts("SELECT 1;"), ["SELECT 1;"]);
-        assert_eq!(texts("  \n"), ["  \n"]);
-        assert!(split("").is_empty());
-    }
-
-    #[test]
-    fn tail_segments_blank_dropped_lone_semicolon_kept_comments_carried() {
-        let script = "COMMIT;\n;\n  \n-- note\nSELECT 1;\n\n";
-        let units = split(script);
-        assert_eq!(units.len(), 3);
-        assert_eq!(units[1].text, "       \n;");
-        assert_eq!(units[1].first_line, 1);
-        assert_eq!(units[2].text, "\n \n  \n-- note\nSELECT 1;");
-        assert_eq!(units[2].first_line, 2);
-        // A trailing statement without `;` is a unit too.
-        assert_eq!(unpadded("COMMIT; SELECT 1"), ["COMMIT;", "SELECT 1"]);
-    }
-
-    #[test]
-    fn reference_word_quirks() {
-        assert_eq!(texts("BEGIN; COMMIT1; SELECT 1;").len(), 2);
-        assert_eq!(texts("BEGIN; COMMIT_x; SELECT 1;").len(), 1);
-        // Unbalanced `)` hides later semicolons, as in the reference.
-        assert_eq!(texts("SELECT 1); COMMIT; SELECT 2;").len(), 1);
-    }
-
-    #[test]
-    fn padding_maps_lines_with_multibyte_text() {
-        let script = "COMMIT; SELECT 'é';\nSELECT 'ü'; SELEC 1;";
-        let units = split(script);
-        assert_eq!(units.len(), 4);
-        let last = &units[3];
-        assert_eq!(last.first_line, 2);
-        // 12 bytes precede ` SELEC` on line 2 (ü is 2 bytes): columns drift by one, as documented.
-        assert_eq!(last.text, format!("\n{} SELEC 1;", " ".repeat(12)));
-        let at = last.text.chars().position(|c| c == 'S').unwrap() + 1;
-        let loc = locate(&last.text, at).unwrap();
-        assert_eq!((loc.line, loc.column), (2, 14));
-        assert_eq!(loc.source_line, format!("{} SELEC 1;", " ".repeat(12)));
-    }
-
-    #[test]
-    fn locate_counts_characters() {
-        let text = "SELECT 'é';\r\nSELEC 1;";
-        // `S` of SELEC is the 14th character (é counts once, \r and \n count).
-        let loc = locate(text, 14).unwrap();
-        assert_eq!(
-            loc,
-            Location {
-                line: 2,
-                column: 1,
-                source_line: "SELEC 1;".into()
-            }
-        );
-        let loc = locate(text, 10).unwrap();
-        assert_eq!(
-            (loc.line, loc.column, loc.source_line.as_str()),
-            (1, 10, "SELECT 'é';")
-        );
-        assert_eq!(locate("SELEC 1;", 1).unwrap().column, 1);
-        // One past the end is "at end of input"; further is out of range; 0 is no position.
-        assert_eq!(locate("ab", 3).unwrap().column, 3);
-        assert_eq!(locate("ab", 4), None);
-        assert_eq!(locate("ab", 0), None);
-        assert_eq!(
-            locate("", 1).unwrap(),
-            Location {
-                line: 1,
-                column: 1,
-                source_line: String::new()
-            }
-        );
-        assert_eq!(locate("a\r\r\n", 2).unwrap().source_line, "a");
-    }
-}
+mod tests;

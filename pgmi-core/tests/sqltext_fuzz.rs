@@ -204,25 +204,21 @@ fn check_all(text: &str) {
         assert!(text.starts_with(&units[0].text));
         let mut offset = units[0].text.len();
         for unit in &units[1..] {
-            // unit = padding(start) + text[start..start + own_len] for some start after the
-            // previous unit, with padding = one \n per newline before start, then one space per
-            // byte since the last newline.
-            let matches_at = |start: usize| {
-                let before = &text[..start];
-                let newlines = before.matches('\n').count();
-                let column = start - before.rfind('\n').map_or(0, |i| i + 1);
-                let pad = format!("{}{}", "\n".repeat(newlines), " ".repeat(column));
-                newlines + 1 == unit.first_line
-                    && unit
-                        .text
-                        .strip_prefix(pad.as_str())
-                        .is_some_and(|own| !own.is_empty() && text[start..].starts_with(own))
-            };
-            let found = (offset..=text.len())
+            // A tail unit is the script's own text from some start after the previous unit
+            // (no padding), and knows the line and column it starts at.
+            let start = (offset..=text.len())
                 .filter(|&i| text.is_char_boundary(i))
-                .find(|&i| matches_at(i))
+                .find(|&i| !unit.text.is_empty() && text[i..].starts_with(unit.text.as_str()))
                 .unwrap_or_else(|| panic!("unit {unit:?} of {text:?}"));
-            offset = found + 1;
+            let before = &text[..start];
+            assert_eq!(unit.first_line, before.matches('\n').count() + 1, "{unit:?}");
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            assert_eq!(
+                unit.first_column,
+                before[line_start..].chars().count() + 1,
+                "{unit:?}"
+            );
+            offset = start + unit.text.len();
         }
         // Every position in every unit resolves or is cleanly out of range.
         for unit in &units {

@@ -61,7 +61,7 @@ pub fn run_units(
                 Ok(()) => break,
                 Err(err) => err,
             };
-            let failure = execution_failure(&err, &unit.text);
+            let failure = execution_failure(&err, unit);
             let Some(sqlstate) = failure.sqlstate.clone().filter(|c| locks::is_retryable(c)) else {
                 return Err(failure);
             };
@@ -207,13 +207,15 @@ fn sleep_unless_stopped(delay: Duration, watchdog: &Watchdog) -> bool {
 }
 
 /// `execution failed: ERROR: <message> (SQLSTATE <code>)` with the server's fields and,
-/// when it reported a position in the text we sent, the line and column in deploy.sql.
-fn execution_failure(err: &postgres::Error, sent: &str) -> Failure {
+/// when it reported a position in the text we sent, the line and column in deploy.sql
+/// (the unit knows where it starts in the script).
+fn execution_failure(err: &postgres::Error, unit: &pgmi_core::split::Unit) -> Failure {
     let mut failure = Failure::from_pg(Exit::ExecutionFailed, "execution failed", err);
     if let Some(ErrorPosition::Original(position)) = err.as_db_error().and_then(|db| db.position())
     {
-        failure.location =
-            pgmi_core::split::locate(sent, *position as usize).map(|loc| ScriptLocation {
+        failure.location = unit
+            .locate(*position as usize)
+            .map(|loc| ScriptLocation {
                 line: loc.line,
                 column: loc.column,
                 source_line: loc.source_line,
