@@ -9,6 +9,9 @@
 //! The behaviour follows the reference contract (`pgmi-session-api.md`) section by section;
 //! each module names the sections it implements.
 
+// Only the extension needs unsafe code (the PostgreSQL interface); nothing here does.
+#![forbid(unsafe_code)]
+
 pub mod bundle;
 pub mod checksum;
 pub mod lexer;

@@ -5,6 +5,9 @@
 //! `/var/run/postgresql`; `PGPORT`, default 5432), reached as the OS user's own superuser
 //! role. Each test creates its own database, so tests run in parallel.
 
+// Only the extension needs unsafe code (the PostgreSQL interface); nothing here does.
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
