@@ -211,7 +211,11 @@ fn check_all(text: &str) {
                 .find(|&i| !unit.text.is_empty() && text[i..].starts_with(unit.text.as_str()))
                 .unwrap_or_else(|| panic!("unit {unit:?} of {text:?}"));
             let before = &text[..start];
-            assert_eq!(unit.first_line, before.matches('\n').count() + 1, "{unit:?}");
+            assert_eq!(
+                unit.first_line,
+                before.matches('\n').count() + 1,
+                "{unit:?}"
+            );
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
             assert_eq!(
                 unit.first_column,

@@ -344,7 +344,11 @@ pub struct BundleArgs {
     /// lock_timeout for deploy.sql's statements, written into the script: 200ms, 5s, 1m;
     /// 0 turns it off [default: `lock_timeout` in pgmi.yaml, else the server's setting].
     /// (Retries need pgmi-upload deploy: psql cannot repeat the head.)
-    #[arg(long = "lock-timeout", value_name = "DURATION", allow_hyphen_values = true)]
+    #[arg(
+        long = "lock-timeout",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub lock_timeout: Option<String>,
 
     /// Session the script builds: `portable` (plain SQL, any PostgreSQL 13+) or

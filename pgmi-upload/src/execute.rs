@@ -213,13 +213,11 @@ fn execution_failure(err: &postgres::Error, unit: &pgmi_core::split::Unit) -> Fa
     let mut failure = Failure::from_pg(Exit::ExecutionFailed, "execution failed", err);
     if let Some(ErrorPosition::Original(position)) = err.as_db_error().and_then(|db| db.position())
     {
-        failure.location = unit
-            .locate(*position as usize)
-            .map(|loc| ScriptLocation {
-                line: loc.line,
-                column: loc.column,
-                source_line: loc.source_line,
-            });
+        failure.location = unit.locate(*position as usize).map(|loc| ScriptLocation {
+            line: loc.line,
+            column: loc.column,
+            source_line: loc.source_line,
+        });
     }
     failure
 }

@@ -8,7 +8,6 @@
 
 // Only the extension needs unsafe code (the PostgreSQL interface); nothing here does.
 #![forbid(unsafe_code)]
-
 // `Failure` carries the server's diagnostics (about 200 bytes). A deploy produces at most
 // one, at the end of the process, so boxing it would buy nothing measurable.
 #![allow(clippy::result_large_err)]

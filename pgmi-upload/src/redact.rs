@@ -62,7 +62,10 @@ pub fn redact_secrets(text: &str) -> String {
 
 /// Control characters other than `\n` and `\t` as visible escapes.
 fn escape_controls(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -100,8 +103,8 @@ fn redact_ddl_passwords(text: &str) -> String {
         }
         cursor += spaces;
         let bytes = text.as_bytes();
-        let escaped = matches!(bytes.get(cursor), Some(b'e' | b'E'))
-            && bytes.get(cursor + 1) == Some(&b'\'');
+        let escaped =
+            matches!(bytes.get(cursor), Some(b'e' | b'E')) && bytes.get(cursor + 1) == Some(&b'\'');
         if escaped {
             cursor += 1;
         }

@@ -472,9 +472,16 @@ fn the_secret_check_of_every_run_has_teeth() {
             stdout: String::new(),
             stderr: "notice: tok-9f8e7d6c\n".to_string(),
         };
-        assert_no_secret_in(&run, &["deploy", ".", "--param", "api_token=tok-9f8e7d6c"], &[]);
+        assert_no_secret_in(
+            &run,
+            &["deploy", ".", "--param", "api_token=tok-9f8e7d6c"],
+            &[],
+        );
     });
-    assert!(leaked.is_err(), "the runner must refuse output holding a secret");
+    assert!(
+        leaked.is_err(),
+        "the runner must refuse output holding a secret"
+    );
 }
 
 #[test]
@@ -505,7 +512,10 @@ fn secrets_echoed_by_the_server_are_redacted() {
         assert_eq!(run.code, 13, "{}", run.stderr);
         let all = format!("{}{}", run.stdout, run.stderr);
         assert!(all.contains("token is [redacted]"), "{all}");
-        assert!(all.contains("colour is shown-1234"), "not secret by name: {all}");
+        assert!(
+            all.contains("colour is shown-1234"),
+            "not secret by name: {all}"
+        );
         assert!(!all.contains("quoted"), "role password echoed: {all}");
         assert!(all.contains("PASSWORD '[redacted]'"), "{all}");
     }

@@ -340,7 +340,8 @@ fn uncommitted_transaction_is_rolled_back(kind: Kind) {
     let run = deploy_as(kind, &project, &db.name, &["--json"]);
     assert_eq!(run.code, 13, "{}", run.stderr);
     assert!(
-        run.stderr.contains("ended inside an open transaction; it was rolled back"),
+        run.stderr
+            .contains("ended inside an open transaction; it was rolled back"),
         "{}",
         run.stderr
     );
