@@ -10,6 +10,10 @@
 //!   allocated; decompression stops as soon as the unpacked total passes
 //!   `max_unpacked_bytes`; links, devices, absolute paths and `..` are refused, never
 //!   resolved (nothing is ever written to disk).
+//! * Every name is held to the fixed path caps ([`crate::limits::MAX_PATH_BYTES`],
+//!   [`crate::limits::MAX_PATH_DEPTH`]) before any per-segment work, and extension headers
+//!   (GNU long names, PAX) to [`crate::limits::MAX_HEADER_BYTES`] before they are read;
+//!   allocations of file data are fallible ([`BundleError::OutOfMemory`]), never an abort.
 //! * Entry paths go through the same exclusion rules as a project walk
 //!   ([`path::is_excluded`]), so a bundle and the directory it came from load identically.
 
@@ -17,6 +21,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::{read::GzDecoder, Compression, GzBuilder};
 use tar::{EntryType, Header};
@@ -26,7 +31,9 @@ use crate::path::{self, go_quote};
 use crate::project::RawFile;
 
 mod error;
+mod extensions;
 pub use error::{BundleError, BundleErrorKind};
+use extensions::Extensions;
 
 /// Reserved entry holding the parameters: a JSON array of `[key, value]` string pairs in
 /// precedence order. Hidden (leading `.`), so it can never collide with a project file.
@@ -61,6 +68,10 @@ pub fn write(files: &[RawFile], parameters: &[(String, String)]) -> Result<Vec<u
         if *p == PARAMETERS_ENTRY {
             return Err(invalid(p, "the name is reserved for the parameters"));
         }
+        path::check_limits(p).map_err(|limit| BundleError::PathLimit {
+            path: go_quote(&path::abbreviate(p)),
+            limit,
+        })?;
         check_entry_path(p)?;
     }
     if !parameters.is_empty() {
@@ -107,11 +118,25 @@ pub fn write(files: &[RawFile], parameters: &[(String, String)]) -> Result<Vec<u
 /// `./` on entry names, PAX global headers and excluded paths are skipped, as a hand-made
 /// `tar czf` produces them.
 pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    read_until(bytes, limits, &AtomicBool::new(false))
+}
+
+/// [`read`] that gives up with [`BundleError::Stopped`] soon after `stop` is set (see
+/// [`read_each_until`]).
+pub fn read_until(bytes: &[u8], limits: &Limits, stop: &AtomicBool) -> Result<Bundle, BundleError> {
     let mut files = Vec::new();
-    let parameters = read_each(bytes, limits, |file| {
+    let mut oom = false;
+    let parameters = read_each_until(bytes, limits, stop, |file| {
+        if files.try_reserve(1).is_err() {
+            oom = true;
+            return ControlFlow::Break(());
+        }
         files.push(file);
         ControlFlow::Continue(())
     })?;
+    if oom {
+        return Err(out_of_memory("the list of files", 0));
+    }
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(Bundle { files, parameters })
 }
@@ -127,17 +152,22 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
 pub fn read_each(
     bytes: &[u8],
     limits: &Limits,
+    each: impl FnMut(RawFile) -> ControlFlow<()>,
+) -> Result<Vec<(String, String)>, BundleError> {
+    read_each_until(bytes, limits, &AtomicBool::new(false), each)
+}
+
+/// [`read_each`] that also gives up with [`BundleError::Stopped`] soon after `stop` is
+/// set by another thread: the flag is looked at before every read from the decompressor
+/// (at most 64 KiB of output, well under a millisecond), so a stop takes effect within
+/// milliseconds even in the middle of a large file.
+pub fn read_each_until(
+    bytes: &[u8],
+    limits: &Limits,
+    stop: &AtomicBool,
     mut each: impl FnMut(RawFile) -> ControlFlow<()>,
 ) -> Result<Vec<(String, String)>, BundleError> {
-    if bytes.len() < 2 || bytes[..2] != [0x1f, 0x8b] {
-        return Err(BundleError::NotGzip);
-    }
-    if bytes.len() as u64 > limits.max_bundle_bytes {
-        return Err(BundleError::BundleTooLarge {
-            size: bytes.len() as u64,
-            limit: limits.max_bundle_bytes,
-        });
-    }
+    check_envelope(bytes, limits)?;
 
     let failure = Cell::new(None);
     let total = Cell::new(0u64);
@@ -146,6 +176,7 @@ pub fn read_each(
         limit: limits.max_unpacked_bytes,
         total: &total,
         failure: &failure,
+        stop,
     };
     let fail = |e: io::Error| classify(e, &failure, limits);
 
@@ -154,19 +185,55 @@ pub fn read_each(
     let mut seen: HashSet<String> = HashSet::new();
     let mut have_parameters = false;
     {
-        let entries = archive.entries().map_err(fail)?;
+        // Raw entries: the tar crate would read GNU long names and PAX headers into memory
+        // whole, whatever their size; here they are read by `Extensions`, after their size
+        // was checked against MAX_HEADER_BYTES.
+        let entries = archive.entries().map_err(fail)?.raw(true);
+        let mut pending = Extensions::default();
         for entry in entries {
             let mut entry = entry.map_err(fail)?;
             let kind = entry.header().entry_type();
-            if kind.is_pax_global_extensions() {
+            let recognised =
+                entry.header().as_gnu().is_some() || entry.header().as_ustar().is_some();
+            if recognised && pending.absorbs(kind) {
+                pending.read(&mut entry, kind, &fail)?;
                 continue;
             }
-            let name = entry.path_bytes();
+            let extensions = std::mem::take(&mut pending);
+            if kind.is_pax_global_extensions() {
+                // Skipped unread (its data is passed over, never held).
+                continue;
+            }
+            if let Some(size) = extensions.pax_size {
+                // In raw mode the archive moves on by the header's size; an archive whose
+                // PAX size disagrees would look different to other readers, so refuse it.
+                if size != entry.size() {
+                    return Err(BundleError::CorruptTar {
+                        detail: format!(
+                            "a PAX size record ({size}) disagrees with its entry's header ({})",
+                            entry.size()
+                        ),
+                    });
+                }
+            }
+            let name = match (&extensions.long_name, &extensions.pax_path) {
+                (Some(long), _) => long.strip_suffix(b"\0").unwrap_or(long).to_vec(),
+                (None, Some(pax)) => pax.clone(),
+                (None, None) => entry.path_bytes().into_owned(),
+            };
             // Old (v7) archives mark directories only by a trailing '/'.
             let is_dir = kind.is_dir() || name.ends_with(b"/");
             let Some(rel) = entry_path(&name)? else {
                 continue;
             };
+            if kind == EntryType::GNUSparse {
+                // Refused even where excluded: a sparse entry may be followed by extension
+                // blocks that raw reading would take for headers.
+                return Err(BundleError::NotRegular {
+                    path: shown(&rel),
+                    what: "sparse file",
+                });
+            }
             if is_dir {
                 continue;
             }
@@ -193,6 +260,8 @@ pub fn read_each(
                 });
             }
             let data = read_entry(&mut entry, &rel, limits, &total, &fail)?;
+            seen.try_reserve(1)
+                .map_err(|_| out_of_memory("the list of paths", 0))?;
             seen.insert(rel.clone());
             if each(RawFile {
                 path: rel,
@@ -203,6 +272,12 @@ pub fn read_each(
                 return Ok(parameters);
             }
         }
+        if !pending.is_empty() {
+            return Err(BundleError::CorruptTar {
+                detail: "the archive ends with a long-name or PAX header that describes no entry"
+                    .into(),
+            });
+        }
     }
     // Decompress whatever follows the end-of-archive marker: it verifies the gzip CRC and
     // makes a bomb hidden after the archive hit the unpacked limit instead of passing.
@@ -210,29 +285,58 @@ pub fn read_each(
     Ok(parameters)
 }
 
+/// The checks that need no decompression: the gzip magic bytes, then the compressed size.
+/// The first errors [`read`] can return, in the same order; cheap enough to run before
+/// the bundle is copied anywhere.
+pub fn check_envelope(bytes: &[u8], limits: &Limits) -> Result<(), BundleError> {
+    if bytes.len() < 2 || bytes[..2] != [0x1f, 0x8b] {
+        return Err(BundleError::NotGzip);
+    }
+    if bytes.len() as u64 > limits.max_bundle_bytes {
+        return Err(BundleError::BundleTooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_bundle_bytes,
+        });
+    }
+    Ok(())
+}
+
 /// Why decompression stopped, recorded by [`Counted`] because the tar layer re-wraps errors.
 #[derive(Debug, Clone)]
 enum Failure {
     Unpacked,
     Gzip(String),
+    Stopped,
 }
 
-/// Counts decompressed bytes and refuses to go past the limit.
+/// Most bytes one read may decompress, so the stop flag is looked at every ~0.1 ms of
+/// inflating at most (miniz_oxide inflates ~1 GB/s here) whatever buffer the tar layer
+/// passes in; at 64 KiB the extra calls cost nothing measurable.
+const READ_SLICE: usize = 64 * 1024;
+
+/// Counts decompressed bytes, refuses to go past the limit, and stops when asked.
 struct Counted<'a, R> {
     inner: R,
     limit: u64,
     total: &'a Cell<u64>,
     failure: &'a Cell<Option<Failure>>,
+    stop: &'a AtomicBool,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            self.failure.set(Some(Failure::Stopped));
+            return Err(io::Error::other("stopped"));
+        }
         // Ask for at most one byte beyond the limit: enough to detect passing it.
         let room = self
             .limit
             .saturating_sub(self.total.get())
             .saturating_add(1);
-        let want = usize::try_from(room).map_or(buf.len(), |r| r.min(buf.len()));
+        let want = usize::try_from(room)
+            .map_or(buf.len(), |r| r.min(buf.len()))
+            .min(READ_SLICE);
         match self.inner.read(&mut buf[..want]) {
             Ok(n) => {
                 let total = self.total.get() + n as u64;
@@ -257,6 +361,7 @@ fn classify(e: io::Error, failure: &Cell<Option<Failure>>, limits: &Limits) -> B
             limit: limits.max_unpacked_bytes,
         },
         Some(Failure::Gzip(detail)) => BundleError::CorruptGzip { detail },
+        Some(Failure::Stopped) => BundleError::Stopped,
         None => BundleError::CorruptTar {
             detail: e.to_string(),
         },
@@ -282,7 +387,11 @@ fn read_entry<R: Read>(
         });
     }
     let budget = limits.max_unpacked_bytes.saturating_sub(total.get());
-    let mut data = Vec::with_capacity(usize::try_from(size.min(budget)).unwrap_or(0));
+    let reserve = size.min(budget);
+    let mut data = Vec::new();
+    // A failed allocation is an error the caller reports, never an abort of the process.
+    data.try_reserve_exact(usize::try_from(reserve).unwrap_or(usize::MAX))
+        .map_err(|_| out_of_memory(&shown(rel), reserve))?;
     entry
         .by_ref()
         .take(size)
@@ -317,6 +426,11 @@ fn entry_path(raw: &[u8]) -> Result<Option<String>, BundleError> {
     if rel.is_empty() || rel == "." {
         return Ok(None);
     }
+    // Before any per-segment work, so the work per name stays linear and bounded.
+    path::check_limits(rel).map_err(|limit| BundleError::PathLimit {
+        path: go_quote(&path::abbreviate(rel)),
+        limit,
+    })?;
     if rel.split('/').any(|s| s == "..") {
         return Err(BundleError::ParentComponent {
             path: go_quote(text),
@@ -389,6 +503,13 @@ fn parse_parameters(data: &[u8]) -> Result<Vec<(String, String)>, BundleError> {
     })
 }
 
+fn out_of_memory(what: &str, bytes: u64) -> BundleError {
+    BundleError::OutOfMemory {
+        what: what.to_owned(),
+        bytes,
+    }
+}
+
 fn shown(rel: &str) -> String {
     format!("./{rel}")
 }
@@ -400,5 +521,7 @@ fn invalid(rel: &str, reason: &str) -> BundleError {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

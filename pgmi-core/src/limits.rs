@@ -35,6 +35,34 @@ pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 256 * 1024 * 1024;
 /// loaded files end up as text in session tables; anything beyond this could never load.
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// Longest project-relative path, in bytes, accepted anywhere (sources, tests, every
+/// file of a bundle or a walk): Linux's `PATH_MAX`. A walk cannot produce a longer one
+/// through ordinary system calls, so only a hand-made archive ever hits it. Fixed, not a
+/// setting: it bounds the CPU and memory spent per path, which protects the server.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Most directories a path may sit under (`a/b/c.sql` is 2 deep), for every file. Twice
+/// `_pgmi_source`'s own limit ([`crate::path::MAX_DEPTH`], 100), so a source that is too
+/// deep for the table still gets the reference's `chk_depth_reasonable` error, and test
+/// trees (which the reference never limits) keep the same headroom. Fixed, like
+/// [`MAX_PATH_BYTES`].
+pub const MAX_PATH_DEPTH: usize = 200;
+
+/// Largest archive extension header (GNU long name or long link, PAX extended header)
+/// [`crate::bundle::read`] reads into memory. A long name holds one path ([`MAX_PATH_BYTES`]
+/// plus a NUL); a PAX header holds a path and a handful of short records (times, owner
+/// names, a few extended attributes from macOS tar). 64 KiB leaves 16 times the room of
+/// the longest path and is allocated only after this check. Fixed, like [`MAX_PATH_BYTES`].
+pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
+
+/// The highest value any size limit may be raised to: PostgreSQL cannot hold a `bytea` or
+/// `text` value of 1 GiB or more, so nothing larger could ever load (and the server-side
+/// settings are kB-valued `int4`s).
+pub const CEILING_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The highest value the file-count limit may be raised to.
+pub const CEILING_FILES: usize = 10_000_000;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -57,5 +85,16 @@ mod tests {
         assert_eq!(l.max_files, 100_000);
         assert_eq!(l.max_bundle_bytes, 268_435_456);
         assert_eq!(l.max_unpacked_bytes, 1_073_741_824);
+    }
+
+    #[test]
+    fn defaults_sit_below_the_ceilings() {
+        let l = Limits::default();
+        for bytes in [l.max_file_bytes, l.max_bundle_bytes, l.max_unpacked_bytes] {
+            assert!(bytes <= CEILING_BYTES && bytes.is_multiple_of(1024));
+        }
+        assert!(l.max_files <= CEILING_FILES);
+        assert!(MAX_HEADER_BYTES > MAX_PATH_BYTES as u64);
+        assert!(MAX_PATH_DEPTH > crate::path::MAX_DEPTH as usize);
     }
 }

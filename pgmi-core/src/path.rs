@@ -10,7 +10,10 @@
 //! * Nothing here touches the file system; [`crate::project`] applies these rules to a walk
 //!   or a bundle.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::limits::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
 
 /// The eight SQL extensions (§8.2), lower-case with the leading dot. The list decides
 /// `is_sql_file`, whether `<pgmi-meta>` is parsed, and whether a test file becomes a test.
@@ -236,6 +239,59 @@ pub fn check_dunder(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A path over one of the fixed path caps ([`MAX_PATH_BYTES`], [`MAX_PATH_DEPTH`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathLimit {
+    /// The path is `bytes` long.
+    TooLong { bytes: usize },
+    /// The path sits under `depth` directories.
+    TooDeep { depth: usize },
+}
+
+impl fmt::Display for PathLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathLimit::TooLong { bytes } => write!(
+                f,
+                "the path is {bytes} bytes long; pgmi accepts at most {MAX_PATH_BYTES}"
+            ),
+            PathLimit::TooDeep { depth } => write!(
+                f,
+                "the path is {depth} directories deep; pgmi accepts at most {MAX_PATH_DEPTH}"
+            ),
+        }
+    }
+}
+
+/// Checks a project-relative path (with or without a leading `./`) against the fixed caps,
+/// in one pass over its bytes. Every path a walk or a bundle yields goes through this
+/// before any per-segment work, so the work per path stays linear and bounded.
+pub fn check_limits(rel_path: &str) -> Result<(), PathLimit> {
+    let rel = rel_path.strip_prefix("./").unwrap_or(rel_path);
+    if rel.len() > MAX_PATH_BYTES {
+        return Err(PathLimit::TooLong { bytes: rel.len() });
+    }
+    let depth = rel.bytes().filter(|&b| b == b'/').count();
+    if depth > MAX_PATH_DEPTH {
+        return Err(PathLimit::TooDeep { depth });
+    }
+    Ok(())
+}
+
+/// `path`, shortened for an error message when it is long: the first 120 and the last 60
+/// characters around an ellipsis, so a 4 kB hostile name does not flood the message.
+pub fn abbreviate(path: &str) -> Cow<'_, str> {
+    const HEAD: usize = 120;
+    const TAIL: usize = 60;
+    let chars = path.chars().count();
+    if chars <= HEAD + TAIL + 1 {
+        return Cow::Borrowed(path);
+    }
+    let head: String = path.chars().take(HEAD).collect();
+    let tail: String = path.chars().skip(chars - TAIL).collect();
+    Cow::Owned(format!("{head}…{tail}"))
 }
 
 /// A `_pgmi_source` CHECK constraint the row would violate (PostgreSQL would raise 23514).

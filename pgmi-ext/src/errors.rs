@@ -7,11 +7,17 @@
 //! * 22021 character_not_in_repertoire — a file is not UTF-8 text (NUL byte, bad bytes);
 //! * 22023 invalid_parameter_value — a hostile or unusable entry, path or `<pgmi-meta>`;
 //! * 23505 unique_violation — duplicate `<pgmi-meta>` ids, parameter keys that collide;
-//! * 54000 program_limit_exceeded — a `pgmi_loader.*` limit.
+//! * 54000 program_limit_exceeded — a `pgmi_loader.*` limit, or one of the fixed caps on
+//!   paths and archive headers;
+//! * 53200 out_of_memory — an allocation for the bundle failed (never an abort);
+//! * 57014 query_canceled — the unpacking was stopped (only ever seen if a stop raced an
+//!   error; a real cancel surfaces as PostgreSQL's own 57014).
 
 use pgmi_core::bundle::{BundleError, BundleErrorKind};
 use pgmi_core::params::ParamError;
 use pgmi_core::project::{ErrorKind, ProjectError};
+
+use crate::pipeline::LoadError;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
@@ -52,6 +58,9 @@ pub fn bundle(e: &BundleError) -> ! {
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             Some(limit_hint("max_unpacked_size")),
         ),
+        K::PathLimit | K::HeaderTooLarge => (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, None),
+        K::OutOfMemory => (PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, None),
+        K::Stopped => (PgSqlErrorCode::ERRCODE_QUERY_CANCELED, None),
         K::AbsolutePath
         | K::ParentComponent
         | K::Link
@@ -107,6 +116,26 @@ pub fn params(e: &ParamError) -> ! {
         .hint()
         .unwrap_or_else(|| "fix the parameter in .pgmi/parameters.json".to_string());
     raise(code, e.to_string(), None, hint)
+}
+
+/// Any failure of the load pipeline.
+pub fn load(e: &LoadError) -> ! {
+    match e {
+        LoadError::Bundle(e) => bundle(e),
+        LoadError::Params(e) => params(e),
+        LoadError::Project(e) => project(e),
+        LoadError::Internal(what) => internal(what),
+    }
+}
+
+/// The bundle could not be copied into the loader's own memory.
+pub fn out_of_memory(bytes: usize) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+        format!("out of memory: pgmi_load could not allocate {bytes} bytes for the bundle"),
+        None,
+        "the server is short of memory; retry later, or upload a smaller bundle".to_string(),
+    )
 }
 
 pub fn internal(what: &str) -> ! {

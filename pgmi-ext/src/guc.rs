@@ -2,19 +2,42 @@
 //!
 //! They live under `pgmi_loader.` rather than `pgmi.` because `pgmi.<key>` belongs to the
 //! project's deployment parameters: a registered `pgmi.max_files` would turn a user's
-//! parameter of that name into a type error. Defaults are `pgmi_core::limits::Limits`'s.
-//! Any role may change them (USERSET): the memory a load uses is its own backend's, and
-//! PostgreSQL's 1 GB value limit bounds it anyway.
+//! parameter of that name into a type error.
+//!
+//! Defaults and ceilings come from `pgmi_core::limits`, the one place the client reads
+//! them from too. Any role may change them (USERSET), and the uploader relies on that
+//! (`SET LOCAL pgmi_loader.max_file_size`): every ceiling is PostgreSQL's own 1 GB value
+//! limit, so raising a limit lets a role spend no more memory than a plain
+//! `SELECT repeat('x', 1000000000)` already does, and a load stays cancellable and bounded
+//! in time whatever the settings. The caps that protect the server's CPU (path length and
+//! depth, archive header size) are fixed constants, not settings.
 
-use pgmi_core::limits::Limits;
+use pgmi_core::limits::{self, Limits};
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 const KB: u64 = 1024;
 
-static MAX_FILE_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024);
-static MAX_BUNDLE_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(256 * 1024);
-static MAX_UNPACKED_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
-static MAX_FILES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+/// `bytes` in whole kB, as the kB-valued settings hold it (every default and ceiling is
+/// a multiple of 1 kB and at most 1 GB, checked at compile time).
+const fn kb(bytes: u64) -> i32 {
+    assert!(bytes.is_multiple_of(KB) && bytes / KB <= i32::MAX as u64);
+    (bytes / KB) as i32
+}
+
+const fn count(n: usize) -> i32 {
+    assert!(n <= i32::MAX as usize);
+    n as i32
+}
+
+const CEILING_KB: i32 = kb(limits::CEILING_BYTES);
+
+static MAX_FILE_SIZE_KB: GucSetting<i32> =
+    GucSetting::<i32>::new(kb(limits::DEFAULT_MAX_FILE_BYTES));
+static MAX_BUNDLE_SIZE_KB: GucSetting<i32> =
+    GucSetting::<i32>::new(kb(limits::DEFAULT_MAX_BUNDLE_BYTES));
+static MAX_UNPACKED_SIZE_KB: GucSetting<i32> =
+    GucSetting::<i32>::new(kb(limits::DEFAULT_MAX_UNPACKED_BYTES));
+static MAX_FILES: GucSetting<i32> = GucSetting::<i32>::new(count(limits::DEFAULT_MAX_FILES));
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -23,7 +46,7 @@ pub fn register() {
         c"Files over this size fail the load with SQLSTATE 54000.",
         &MAX_FILE_SIZE_KB,
         1,
-        1024 * 1024,
+        CEILING_KB,
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
@@ -33,7 +56,7 @@ pub fn register() {
         c"Bundles over this size fail the load with SQLSTATE 54000.",
         &MAX_BUNDLE_SIZE_KB,
         1,
-        1024 * 1024,
+        CEILING_KB,
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
@@ -43,7 +66,7 @@ pub fn register() {
         c"Protects the server from decompression bombs; over it the load fails with SQLSTATE 54000.",
         &MAX_UNPACKED_SIZE_KB,
         1,
-        1024 * 1024,
+        CEILING_KB,
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
@@ -53,7 +76,7 @@ pub fn register() {
         c"Over it the load fails with SQLSTATE 54000.",
         &MAX_FILES,
         1,
-        10_000_000,
+        count(limits::CEILING_FILES),
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -1,47 +1,104 @@
-//! The helper-thread side of `pgmi_load`: unpack, route and hash a bundle while the backend
-//! thread inserts what is ready.
+//! The load pipeline behind `pgmi_load`: helper threads unpack, route and hash a bundle
+//! while the calling (backend) thread inserts what is ready. Nothing here touches
+//! PostgreSQL; the backend side is a [`Sink`], so tests drive the whole pipeline, threads
+//! and consumer loop included, without a server (`pipeline/tests.rs`).
 //!
-//! Nothing here touches PostgreSQL; results travel to the backend thread as [`Message`]s.
 //! The stages overlap:
 //!
 //! * the producer thread decompresses the bundle and routes each file as it comes out
 //!   ([`pgmi_core::project::Router`]), cutting the sources into runs of ~1 MB;
 //! * worker threads compute both checksums and the metadata of each run
 //!   ([`pgmi_core::project::finish`]);
-//! * the backend thread inserts finished runs in order (`load.rs`).
+//! * the consumer loop ([`Pipeline::run`], on the backend thread) inserts finished runs
+//!   in order through the [`Sink`].
+//!
+//! Invariants:
+//!
+//! * **The threads own everything they read.** The bundle is moved in as a `Vec<u8>` (the
+//!   caller copies PostgreSQL's `bytea` into it), the limits are copied, results travel as
+//!   [`Message`]s. No thread ever holds a pointer into memory PostgreSQL can free, so
+//!   however the backend ends (ERROR, FATAL, `proc_exit`) no thread can read freed memory.
+//! * **One stop signal.** [`Pipeline`] owns a flag every helper thread obeys within
+//!   milliseconds: the producer looks at it before every read from the decompressor
+//!   (at most 64 KiB of output), the workers before every file. It is raised when the
+//!   pipeline is dropped (any error or cancel on the backend thread unwinds through the
+//!   drop), and by [`stop_all`], which the extension calls from an exit callback because
+//!   a FATAL exits without unwinding.
+//! * **The backend never waits blind.** The consumer loop waits at most [`POLL`] for a
+//!   message before calling [`Sink::poll`] (the extension checks for interrupts there).
+//! * **Bounded memory in flight.** Both channels are bounded; after a run fails, later
+//!   runs are dropped on arrival instead of piling up.
 //!
 //! Routing needs path order. Bundles from `pgmi-upload` are written in path order; a
 //! hand-made `tar czf` usually is not. When a file arrives out of order, the producer
 //! sends [`Message::Restart`], stops the workers, and reads the bundle again the plain way
-//! (collect, sort, route) as a new generation; the backend thread drops what it inserted.
+//! (collect, sort, route) as a new generation; the consumer drops what it inserted.
 //!
 //! Error precedence is that of `pgmi_core::project::build` after `bundle::read`: bundle
 //! errors, then parameter errors, then the first project error in path order, then the
 //! whole-project checks. So a run's error is raised only once the end of the bundle has
 //! been reached without a bundle error ([`Message::Routed`] / [`Message::RouteFailed`]).
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use pgmi_core::bundle::{self, BundleError};
 use pgmi_core::limits::Limits;
+use pgmi_core::params::{self, ParamError};
 use pgmi_core::project::{self, Project, ProjectError, RawFile, Router, SourceFile};
-use pgmi_core::{bundle, params};
 
 /// A run of sources is hashed and inserted as one unit: big enough that the per-INSERT
 /// cost does not matter, small enough that the first insert starts early.
 const RUN_BYTES: usize = 1 << 20;
 const RUN_FILES: usize = 512;
 
-pub enum Invalid {
-    Bundle(bundle::BundleError),
-    Params(params::ParamError),
+/// Longest the consumer waits for a message before it polls the sink again. PostgreSQL
+/// itself checks for interrupts about this often in its own loops; 5 ms keeps a cancel,
+/// `statement_timeout` or terminate prompt at no measurable cost (a wake-up is ~µs).
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// How long [`stop_all`] waits for the helper threads of a dying backend.
+pub const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// What the pipeline needs from the backend thread.
+pub trait Sink {
+    /// Called between messages and at least every [`POLL`] while waiting: the extension
+    /// checks for interrupts here (which may raise an ERROR or end the process).
+    fn poll(&mut self);
+    /// Inserts a finished run of sources (runs arrive in path order).
+    fn sources(&mut self, run: &[SourceFile]);
+    /// Forgets every run inserted so far (the bundle turned out not to be in order).
+    fn clear_sources(&mut self);
 }
 
-/// What the helper threads report to the backend thread.
-pub enum Message {
+/// Why a load failed, in the precedence order described in the module docs.
+#[derive(Debug)]
+pub enum LoadError {
+    Bundle(BundleError),
+    Params(ParamError),
+    Project(ProjectError),
+    /// A thread could not be started, or stopped without its final message.
+    Internal(String),
+}
+
+/// The routed project (sources finished, in order) and its parameters.
+#[derive(Debug)]
+pub struct Loaded {
+    pub project: Project,
+    pub parameters: Vec<(String, String)>,
+    /// When the producer reached the end of the bundle, from [`Pipeline::start`].
+    pub routed_after: Duration,
+}
+
+/// What the helper threads report to the consumer.
+enum Message {
     /// The bundle or its parameters are invalid; this error comes before any other.
-    Invalid(Invalid),
+    Invalid(LoadError),
     /// The bundle is not in path order: everything sent so far is void; a new generation
     /// of runs follows.
     Restart,
@@ -63,16 +120,248 @@ pub enum Message {
     RouteFailed { error: ProjectError, runs: usize },
 }
 
-/// Runs on the producer thread, which must have been started with signals blocked; the
-/// workers it starts inherit that. Returns when everything is sent, or early when the
-/// backend thread has stopped listening (it raised an error).
-pub fn produce(bytes: &[u8], limits: &Limits, tx: &mpsc::Sender<Message>) {
-    let threads = std::thread::available_parallelism()
+/// The stop flag and the count of live helper threads, shared with [`stop_all`].
+struct Shared {
+    stop: AtomicBool,
+    live: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every helper thread has ended, at most `timeout`; true if they did.
+    fn wait(&self, timeout: Duration) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let (live, _) = self
+            .ended
+            .wait_timeout_while(live, timeout, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *live == 0
+    }
+}
+
+/// Counts a helper thread as live until dropped (also when the thread panics).
+struct Alive(Arc<Shared>);
+
+impl Alive {
+    fn new(shared: &Arc<Shared>) -> Alive {
+        *shared.live.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Alive(Arc::clone(shared))
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let mut live = self.0.live.lock().unwrap_or_else(|e| e.into_inner());
+        *live -= 1;
+        if *live == 0 {
+            self.0.ended.notify_all();
+        }
+    }
+}
+
+/// Pipelines of this process that have not been dropped (one per running `pgmi_load`).
+static ACTIVE: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
+
+/// Raises the stop signal of every pipeline in this process and waits up to `timeout`
+/// for their threads to end; true if they all did. For an exit callback: a FATAL ends
+/// the backend without unwinding, so no [`Pipeline`] is ever dropped then.
+pub fn stop_all(timeout: Duration) -> bool {
+    let active: Vec<Arc<Shared>> = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    active.iter().for_each(|s| s.stop());
+    let deadline = Instant::now() + timeout;
+    active
+        .iter()
+        .all(|s| s.wait(deadline.saturating_duration_since(Instant::now())))
+}
+
+/// A running load: the helper threads, and the receiving end of their messages. Dropping
+/// it raises the stop signal and joins the threads (milliseconds, see the module docs).
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    rx: Option<Receiver<Message>>,
+    producer: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// Starts the helper threads on `bundle`. Threads inherit the caller's signal mask:
+    /// in the backend, call this with signals blocked (`signals::blocked`).
+    /// `setup` runs first on the producer thread, before it starts the workers (which
+    /// inherit what it sets, such as a lower scheduling priority).
+    pub fn start(bundle: Vec<u8>, limits: Limits, setup: fn()) -> Result<Pipeline, LoadError> {
+        Pipeline::start_with(bundle, limits, worker_threads(), setup)
+    }
+
+    /// [`Pipeline::start`] with a given number of worker threads.
+    pub fn start_with(
+        bundle: Vec<u8>,
+        limits: Limits,
+        workers: usize,
+        setup: fn(),
+    ) -> Result<Pipeline, LoadError> {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            live: Mutex::new(0),
+            ended: Condvar::new(),
+        });
+        // Each worker holds at most one message it cannot send yet; a few more let the
+        // producer's final message through without waiting.
+        let (tx, rx) = mpsc::sync_channel(workers + 4);
+        let alive = Alive::new(&shared);
+        let thread_shared = Arc::clone(&shared);
+        let producer = std::thread::Builder::new()
+            .name("pgmi-unpack".into())
+            .spawn(move || {
+                let _alive = alive;
+                setup();
+                produce(&bundle, &limits, workers.max(1), &thread_shared, &tx);
+            })
+            .map_err(|e| LoadError::Internal(format!("cannot start a thread: {e}")))?;
+        ACTIVE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&shared));
+        Ok(Pipeline {
+            shared,
+            rx: Some(rx),
+            producer: Some(producer),
+            started: Instant::now(),
+        })
+    }
+
+    /// The consumer loop: inserts runs through `sink` as they are finished, in order, and
+    /// returns the project once the whole bundle was read, or the first error by
+    /// precedence. Calls [`Sink::poll`] at least every [`POLL`].
+    pub fn run(mut self, sink: &mut impl Sink) -> Result<Loaded, LoadError> {
+        let rx = self.rx.take().ok_or_else(|| internal("run twice"))?;
+        let mut generation = 0;
+        let mut inserted = 0usize;
+        let mut runs: Vec<Vec<SourceFile>> = Vec::new();
+        let mut pending: BTreeMap<usize, Result<Vec<SourceFile>, ProjectError>> = BTreeMap::new();
+        // The lowest index of a failed run: later runs can never be inserted.
+        let mut failed_at: Option<usize> = None;
+        let end = loop {
+            sink.poll();
+            let message = match rx.recv_timeout(POLL) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(internal(
+                        "the unpacking threads stopped before the end of the bundle",
+                    ))
+                }
+            };
+            match message {
+                Message::Invalid(e) => return Err(e),
+                Message::Restart => {
+                    generation += 1;
+                    if inserted > 0 {
+                        sink.clear_sources();
+                    }
+                    inserted = 0;
+                    runs.clear();
+                    pending.clear();
+                    failed_at = None;
+                }
+                Message::Finished {
+                    generation: g,
+                    index,
+                    run,
+                } => {
+                    if g == generation && failed_at.is_none_or(|f| index < f) {
+                        if run.is_err() {
+                            failed_at = Some(index);
+                            pending.retain(|&i, _| i < index);
+                        }
+                        pending.insert(index, run);
+                    }
+                }
+                end @ (Message::Routed { .. } | Message::RouteFailed { .. }) => break end,
+            }
+            // Runs arrive out of order from several threads; insert them in order. A run's
+            // error waits for the end of the bundle: a bundle error there comes first.
+            while let Some(next) = pending.first_entry().filter(|e| *e.key() == inserted) {
+                if next.get().is_err() {
+                    break;
+                }
+                if let Ok(run) = next.remove() {
+                    sink.sources(&run);
+                    runs.push(run);
+                    inserted += 1;
+                }
+            }
+        };
+        let routed_after = self.started.elapsed();
+        // The final message is sent after the workers were joined: everything is here.
+        if let Some(Err(e)) = pending.remove(&inserted) {
+            return Err(LoadError::Project(e));
+        }
+        let (mut project, parameters) = match end {
+            Message::Routed {
+                project,
+                parameters,
+                runs: sent,
+            } if sent == inserted => (project, parameters),
+            Message::RouteFailed { error, runs: sent } if sent == inserted => {
+                return Err(LoadError::Project(error))
+            }
+            _ => return Err(internal("a run of sources went missing")),
+        };
+        project.sources = runs.into_iter().flatten().collect();
+        Ok(Loaded {
+            project,
+            parameters,
+            routed_after,
+        })
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shared.stop();
+        // Closing the channel wakes any helper blocked on a full queue.
+        drop(self.rx.take());
+        if let Some(producer) = self.producer.take() {
+            // The producer joins the workers before it ends.
+            let _ = producer.join();
+        }
+        ACTIVE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| !Arc::ptr_eq(s, &self.shared));
+    }
+}
+
+fn internal(what: &str) -> LoadError {
+    LoadError::Internal(what.to_string())
+}
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    let in_order = generation(0, threads, tx, |feeder| {
+        .clamp(1, 4)
+}
+
+/// The producer thread: one in-order attempt, and a sorted one if the archive is not in
+/// path order. Returns early, sending nothing more, once the stop signal is raised.
+fn produce(
+    bytes: &[u8],
+    limits: &Limits,
+    workers: usize,
+    shared: &Arc<Shared>,
+    tx: &SyncSender<Message>,
+) {
+    let in_order = generation(0, workers, shared, tx, |feeder| {
         let mut unsorted = false;
-        let read = bundle::read_each(bytes, limits, |file| {
+        let read = bundle::read_each_until(bytes, limits, &shared.stop, |file| {
             if feeder.in_order(&file.path) {
                 feeder.feed(file);
                 ControlFlow::Continue(())
@@ -83,12 +372,12 @@ pub fn produce(bytes: &[u8], limits: &Limits, tx: &mpsc::Sender<Message>) {
         });
         (!unsorted).then_some(read)
     });
-    if in_order || tx.send(Message::Restart).is_err() {
+    if in_order || shared.stopped() || tx.send(Message::Restart).is_err() {
         return;
     }
-    generation(1, threads, tx, |feeder| {
-        let read = bundle::read(bytes, limits).map(|bundle| {
-            // `read` sorted the files, so they are in order now.
+    generation(1, workers, shared, tx, |feeder| {
+        let read = bundle::read_until(bytes, limits, &shared.stop).map(|bundle| {
+            // `read_until` sorted the files, so they are in order now.
             bundle.files.into_iter().for_each(|file| feeder.feed(file));
             bundle.parameters
         });
@@ -101,20 +390,41 @@ pub fn produce(bytes: &[u8], limits: &Limits, tx: &mpsc::Sender<Message>) {
 /// sent then, and the result is `false`).
 fn generation(
     number: u32,
-    threads: usize,
-    tx: &mpsc::Sender<Message>,
-    read: impl FnOnce(&mut Feeder) -> Option<Result<Vec<(String, String)>, bundle::BundleError>>,
+    workers: usize,
+    shared: &Arc<Shared>,
+    tx: &SyncSender<Message>,
+    read: impl FnOnce(&mut Feeder) -> Option<Result<Vec<(String, String)>, BundleError>>,
 ) -> bool {
-    let cancel = AtomicBool::new(false);
-    let (work_tx, work_rx) = mpsc::channel::<(usize, Vec<SourceFile>)>();
-    let work_rx = Mutex::new(work_rx);
+    // Two runs queued per worker keep them busy while the producer decompresses.
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<SourceFile>)>(workers * 2);
+    // Only the workers hold the receiving end: once they have all left, a producer
+    // blocked on a full queue gets an error instead of waiting forever.
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    // Stops this generation's workers without stopping the pipeline (a restart).
+    let abandon = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (tx, work_rx, cancel) = (tx.clone(), &work_rx, &cancel);
-                scope.spawn(move || work(number, work_rx, &tx, cancel))
-            })
-            .collect();
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (worker_tx, queue, abandon) = (tx.clone(), Arc::clone(&work_rx), &abandon);
+            let alive = Alive::new(shared);
+            let spawned = std::thread::Builder::new()
+                .name("pgmi-hash".into())
+                .spawn_scoped(scope, move || {
+                    let _alive = alive;
+                    work(number, &queue, &worker_tx, shared, abandon);
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    let _ = tx.send(Message::Invalid(LoadError::Internal(format!(
+                        "cannot start a thread: {e}"
+                    ))));
+                    abandon.store(true, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+        drop(work_rx);
         let mut feeder = Feeder {
             router: Router::default(),
             previous: None,
@@ -124,17 +434,18 @@ fn generation(
             error: None,
         };
         let Some(read) = read(&mut feeder) else {
-            cancel.store(true, Ordering::Relaxed);
+            abandon.store(true, Ordering::Relaxed);
             return false;
         };
         let parameters = match read {
-            Ok(raw) => params::finalize(raw).map_err(Invalid::Params),
-            Err(e) => Err(Invalid::Bundle(e)),
+            Ok(raw) => params::finalize(raw).map_err(LoadError::Params),
+            Err(BundleError::Stopped) => return true,
+            Err(e) => Err(LoadError::Bundle(e)),
         };
         let parameters = match parameters {
             Ok(parameters) => parameters,
             Err(e) => {
-                cancel.store(true, Ordering::Relaxed);
+                abandon.store(true, Ordering::Relaxed);
                 let _ = tx.send(Message::Invalid(e));
                 return true;
             }
@@ -152,8 +463,11 @@ fn generation(
         // Closing the queue lets the workers leave once it is empty; joining them makes
         // the final message the last one.
         drop(work);
-        for worker in workers {
-            let _ = worker.join();
+        for handle in handles {
+            let _ = handle.join();
+        }
+        if shared.stopped() {
+            return true;
         }
         let _ = tx.send(match error {
             Some(error) => Message::RouteFailed { error, runs },
@@ -173,7 +487,7 @@ struct Feeder {
     /// The last path fed, also after a routing error: order is checked to the end, since
     /// in an unsorted archive a file after the failing one may come first in path order.
     previous: Option<String>,
-    work: mpsc::Sender<(usize, Vec<SourceFile>)>,
+    work: SyncSender<(usize, Vec<SourceFile>)>,
     runs: usize,
     run_bytes: usize,
     /// The first routing error; files after it are read (for bundle errors) but ignored.
@@ -208,7 +522,8 @@ impl Feeder {
         let run = self.router.take_sources();
         self.run_bytes = 0;
         if !run.is_empty() {
-            // The workers only stop early when cancelled, after which nothing is sent.
+            // Fails only when every worker has left (stopped); the producer then sees
+            // the stop signal at its next read.
             let _ = self.work.send((self.runs, run));
             self.runs += 1;
         }
@@ -217,19 +532,30 @@ impl Feeder {
 
 fn work(
     generation: u32,
-    queue: &Mutex<mpsc::Receiver<(usize, Vec<SourceFile>)>>,
-    tx: &mpsc::Sender<Message>,
-    cancel: &AtomicBool,
+    queue: &Mutex<Receiver<(usize, Vec<SourceFile>)>>,
+    tx: &SyncSender<Message>,
+    shared: &Shared,
+    abandon: &AtomicBool,
 ) {
+    let stopped = || shared.stopped() || abandon.load(Ordering::Relaxed);
     loop {
         let next = queue.lock().map(|q| q.recv());
         let Ok(Ok((index, mut run))) = next else {
             return;
         };
-        if cancel.load(Ordering::Relaxed) {
-            return;
+        // File by file, so a stop waits for one file at most (a 10 MB file, the default
+        // limit, hashes in ~30 ms); the first error is the run's first in path order.
+        let mut result = Ok(());
+        for one in run.chunks_mut(1) {
+            if stopped() {
+                return;
+            }
+            result = project::finish(one);
+            if result.is_err() {
+                break;
+            }
         }
-        let run = project::finish(&mut run).map(|()| run);
+        let run = result.map(|()| run);
         if tx
             .send(Message::Finished {
                 generation,
@@ -242,3 +568,6 @@ fn work(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -214,7 +214,7 @@ impl Packed {
 
 /// The largest value the extension's `pgmi_loader.max_file_size` accepts, in kB (1 GiB,
 /// `pgmi-ext/src/guc.rs`; PostgreSQL cannot hold a larger text value anyway).
-pub const SERVER_MAX_FILE_KB: u64 = 1024 * 1024;
+pub const SERVER_MAX_FILE_KB: u64 = pgmi_core::limits::CEILING_BYTES / 1024;
 
 /// `PGMI_MAX_FILE_SIZE` as the server's setting: bytes rounded up to whole kB, so the
 /// server never refuses a file the client accepted. Above the setting's maximum it is

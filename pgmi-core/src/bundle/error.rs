@@ -2,6 +2,7 @@
 //! with a [`BundleErrorKind`] and a hint.
 
 use super::PARAMETERS_ENTRY;
+use crate::path::PathLimit;
 
 /// The coarse category of a [`BundleError`]; one per distinct refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +21,10 @@ pub enum BundleErrorKind {
     UnpackedTooLarge,
     InvalidParameters,
     InvalidPath,
+    PathLimit,
+    HeaderTooLarge,
+    OutOfMemory,
+    Stopped,
 }
 
 /// Why a bundle could not be written or read. Paths are shown as `./rel`, or quoted raw when
@@ -54,6 +59,20 @@ pub enum BundleError {
     InvalidParameters { line: usize, column: usize },
     #[error("bundle entry {path} is not a valid project path: {reason}")]
     InvalidPath { path: String, reason: String },
+    #[error("bundle entry {path} is refused: {limit}")]
+    PathLimit { path: String, limit: PathLimit },
+    #[error("the bundle has a {what} header of {size} bytes, over the {limit}-byte limit for archive headers")]
+    HeaderTooLarge {
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    #[error(
+        "out of memory while unpacking the bundle: {bytes} bytes for {what} could not be allocated"
+    )]
+    OutOfMemory { what: String, bytes: u64 },
+    #[error("reading the bundle was stopped")]
+    Stopped,
 }
 
 impl BundleError {
@@ -74,6 +93,10 @@ impl BundleError {
             BundleError::UnpackedTooLarge { .. } => BundleErrorKind::UnpackedTooLarge,
             BundleError::InvalidParameters { .. } => BundleErrorKind::InvalidParameters,
             BundleError::InvalidPath { .. } => BundleErrorKind::InvalidPath,
+            BundleError::PathLimit { .. } => BundleErrorKind::PathLimit,
+            BundleError::HeaderTooLarge { .. } => BundleErrorKind::HeaderTooLarge,
+            BundleError::OutOfMemory { .. } => BundleErrorKind::OutOfMemory,
+            BundleError::Stopped => BundleErrorKind::Stopped,
         }
     }
 
@@ -114,6 +137,16 @@ impl BundleError {
             BundleError::InvalidPath { .. } => {
                 "rename the file to a plain relative path (no empty, \".\" or \"..\" segments, UTF-8)".into()
             }
+            BundleError::PathLimit { .. } => {
+                "shorten the path or flatten the directory tree; these limits are fixed and protect the server".into()
+            }
+            BundleError::HeaderTooLarge { .. } => {
+                "build the bundle with pgmi-upload or plain tar; no project needs archive headers this large".into()
+            }
+            BundleError::OutOfMemory { .. } => {
+                "the server is short of memory; retry later, or load a smaller project (lower pgmi_loader.max_unpacked_size to fail earlier)".into()
+            }
+            BundleError::Stopped => "the load was cancelled; nothing was loaded".into(),
         })
     }
 }

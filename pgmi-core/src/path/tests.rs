@@ -326,3 +326,99 @@ fn go_quote_escapes() {
     assert_eq!(go_quote("./a b/é.sql"), "\"./a b/é.sql\"");
     assert_eq!(go_quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\x01\"");
 }
+
+#[test]
+fn path_caps() {
+    use crate::limits::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
+    assert_eq!(check_limits("a.sql"), Ok(()));
+    assert_eq!(check_limits(&"a".repeat(MAX_PATH_BYTES)), Ok(()));
+    assert_eq!(
+        check_limits(&"a".repeat(MAX_PATH_BYTES + 1)),
+        Err(PathLimit::TooLong {
+            bytes: MAX_PATH_BYTES + 1
+        })
+    );
+    // The leading "./" does not count.
+    assert_eq!(
+        check_limits(&format!("./{}", "a".repeat(MAX_PATH_BYTES))),
+        Ok(())
+    );
+    let deep = |n: usize| format!("{}x.sql", "d/".repeat(n));
+    assert_eq!(check_limits(&deep(MAX_PATH_DEPTH)), Ok(()));
+    assert_eq!(
+        check_limits(&deep(MAX_PATH_DEPTH + 1)),
+        Err(PathLimit::TooDeep {
+            depth: MAX_PATH_DEPTH + 1
+        })
+    );
+}
+
+#[test]
+fn abbreviate_keeps_short_paths_and_cuts_long_ones_on_char_boundaries() {
+    assert_eq!(abbreviate("./a/b.sql"), "./a/b.sql");
+    let long = "é".repeat(1000);
+    let short = abbreviate(&long);
+    assert_eq!(short.chars().count(), 181);
+    assert!(short.contains('…'));
+}
+
+// Through `project::build` (client walk and server routing share it): every path, tests
+// included, is held to the caps, and the work per test directory is linear.
+#[test]
+fn build_holds_every_path_to_the_caps_and_stays_linear() {
+    use crate::limits::MAX_PATH_DEPTH;
+    use crate::project::{build, RawFile};
+    let file = |path: String| RawFile {
+        path,
+        bytes: b"SELECT 1;".to_vec(),
+    };
+    let deep_test = format!("__test__/{}t.sql", "d/".repeat(MAX_PATH_DEPTH));
+    let e = build(vec![file(deep_test)]).unwrap_err();
+    assert!(e.to_string().contains("directories deep"), "{e}");
+
+    // 2,000 test directories each ~190 deep: the old ancestor lookup hashed ~190 prefixes
+    // per directory; now each is one pass (no timing asserted: debug builds on a busy
+    // machine vary too much; the live test measures the server).
+    let mut files = Vec::new();
+    for i in 0..2_000 {
+        files.push(file(format!("__test__/{}{i}/t.sql", "d/".repeat(190))));
+    }
+    let project = build(files).unwrap();
+    assert_eq!(project.test_directories.len(), 2_000);
+    assert!(project
+        .test_directories
+        .iter()
+        .all(|d| d.parent_path.is_none()));
+}
+
+#[test]
+fn test_directory_parents_are_the_nearest_listed_ancestor() {
+    use crate::project::{build, RawFile};
+    let file = |path: &str| RawFile {
+        path: path.to_owned(),
+        bytes: b"SELECT 1;".to_vec(),
+    };
+    let p = build(vec![
+        file("__test__/t.sql"),
+        file("__test__/a-b/t.sql"),
+        file("__test__/a/t.sql"),
+        file("__test__/a/x/y/t.sql"),
+        file("__test__/a.b/t.sql"),
+    ])
+    .unwrap();
+    let parents: Vec<(&str, Option<&str>)> = p
+        .test_directories
+        .iter()
+        .map(|d| (d.path.as_str(), d.parent_path.as_deref()))
+        .collect();
+    assert_eq!(
+        parents,
+        [
+            ("./__test__/", None),
+            ("./__test__/a-b/", Some("./__test__/")),
+            ("./__test__/a.b/", Some("./__test__/")),
+            ("./__test__/a/", Some("./__test__/")),
+            ("./__test__/a/x/y/", Some("./__test__/a/")),
+        ]
+    );
+}
