@@ -26,6 +26,9 @@ pub struct Progress {
     pub units: usize,
     /// Units that completed before the failure (= `units` on success).
     pub committed: usize,
+    /// The connection was lost while a unit ran, without the server saying why: whether
+    /// that unit committed cannot be known here.
+    pub outcome_unknown: bool,
 }
 
 /// How a run treats locking: the options, the watcher (absent when the session pid is
@@ -61,7 +64,21 @@ pub fn run_units(
                 Ok(()) => break,
                 Err(err) => err,
             };
-            let failure = execution_failure(&err, unit);
+            let mut failure = execution_failure(&err, unit);
+            if client.is_closed() && failure.sqlstate.is_none() {
+                // No answer from the server: the unit may have committed just before the
+                // connection went (a lost acknowledgement), or not at all.
+                progress.outcome_unknown = true;
+                failure.message = format!(
+                    "{}; the connection was lost while {} ran, so whether the server committed it is unknown",
+                    failure.message,
+                    unit_label(index, units.len())
+                );
+                failure.hint = Some(
+                    "check the database before deploying again; the deploy lock went with the connection".into(),
+                );
+                return Err(failure);
+            }
             let Some(sqlstate) = failure.sqlstate.clone().filter(|c| locks::is_retryable(c)) else {
                 return Err(failure);
             };

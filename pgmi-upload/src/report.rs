@@ -92,6 +92,9 @@ pub struct DeployReport {
     /// Execution units; zero until deploy.sql was split.
     pub units: usize,
     pub units_committed: usize,
+    /// The connection was lost during a unit with no word from the server
+    /// (`executionMode: unknown`).
+    pub outcome_unknown: bool,
     /// `CALL pgmi_test(...)` forms rewritten into `CALL pg_temp.pgmi_test(...)`.
     pub test_macros: usize,
     /// `extension` or `portable`, once chosen.
@@ -236,7 +239,9 @@ pub fn json_envelope(
         if let Some(r) = report {
             // Set only when execution of deploy.sql began and stopped before the end.
             if r.units_committed < r.units {
-                env.execution_mode = Some(if r.units_committed == 0 {
+                env.execution_mode = Some(if r.outcome_unknown {
+                    "unknown"
+                } else if r.units_committed == 0 {
                     "atomic"
                 } else {
                     "psql"

@@ -317,6 +317,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     watchdog.stop();
     report.units = progress.units;
     report.units_committed = progress.committed;
+    report.outcome_unknown = progress.outcome_unknown;
     report.elapsed = start.elapsed();
     let result = match result {
         Ok(()) if watchdog.interrupted() => Err(Failure::new(Exit::Interrupted, "interrupted")),

@@ -9,9 +9,14 @@
 //! A cancel request that arrives between two statements cancels nothing, so the request is
 //! repeated every [`RECANCEL_INTERVAL`] until the deploy calls [`Watchdog::stop`]; the
 //! deploy also checks the flags before each statement it sends. `stop` takes the same lock
-//! as a cancel, so no new cancel request starts after it returns (one already delivered
-//! may still hit the next statement: PostgreSQL processes it asynchronously, which is why
-//! the clean-up statements in `session.rs` retry once on 57014).
+//! as a cancel, so no new cancel request is started after it returns; each request is sent
+//! from a thread of its own (a silent server must not stall the watchdog), so one started
+//! just before may still arrive, and one delivered may still hit the next statement:
+//! PostgreSQL processes cancels asynchronously, which is why the clean-up statements in
+//! `session.rs` retry once on 57014.
+//!
+//! When the server does not answer at all (a network black hole), the deadline ends the
+//! process with 16 a few seconds after it passed, and Ctrl-C with 130 after its grace.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +31,10 @@ use crate::exit::Exit;
 
 /// How often a cancel request is repeated while the deploy has not yet noticed it.
 const RECANCEL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// After the deadline, how long a cancelled deploy may take to unwind before the process
+/// exits with 16 anyway (a cancel is normally answered within milliseconds).
+const DEADLINE_GRACE: Duration = Duration::from_secs(3);
 
 /// After Ctrl-C, how long the deploy may take to unwind (roll back, release the lock)
 /// before the process exits anyway; a second Ctrl-C exits at once.
@@ -89,8 +98,13 @@ impl Watchdog {
     fn cancel(&self) {
         let guard = self.lock();
         if let (Some((token, canceller)), false) = (&guard.0, guard.1) {
-            // The deploy reports the outcome; a failed cancel request changes nothing.
-            let _ = canceller.cancel(token);
+            // Sent from a thread of its own: a server that does not answer must not stall
+            // the deadline or Ctrl-C grace. The deploy reports the outcome; a failed cancel
+            // request changes nothing.
+            let (token, canceller) = (token.clone(), canceller.clone());
+            thread::spawn(move || {
+                let _ = canceller.cancel(&token);
+            });
         }
     }
 
@@ -106,7 +120,18 @@ impl Watchdog {
             thread::sleep((deadline - now).min(Duration::from_millis(200)));
         }
         self.inner.timed_out.store(true, Ordering::SeqCst);
+        // A server that no longer answers (a network black hole) never acknowledges the
+        // cancel; after a grace the process ends with the deadline's code rather than hang
+        // past --timeout.
+        let expired = Instant::now();
         while !self.stopped() {
+            if expired.elapsed() >= DEADLINE_GRACE {
+                eprintln!(
+                    "pgmi: error: deadline exceeded: the server did not answer the cancel request within {} s; giving up (the connection is abandoned; the server rolls back what did not commit)",
+                    DEADLINE_GRACE.as_secs()
+                );
+                std::process::exit(Exit::Timeout.code());
+            }
             self.cancel();
             thread::sleep(RECANCEL_INTERVAL);
         }

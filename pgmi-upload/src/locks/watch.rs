@@ -1,7 +1,7 @@
 //! Who holds the lock a deploy statement waits for.
 //!
 //! While a unit runs on the session, a helper thread sleeps; once the statement has run
-//! longer than [`Watcher::threshold`] it looks from a second connection (same settings,
+//! longer than a threshold ([`THRESHOLD`], shorter with a short `lock_timeout`) it looks from a second connection (same settings,
 //! opened on first need and kept for the rest of the deploy) at what the session waits for
 //! (`pg_locks`, its ungranted lock) and who is in the way (`pg_blocking_pids` joined to
 //! `pg_stat_activity`), and again every [`POLL`] until the statement ends. The last
@@ -9,15 +9,19 @@
 //!
 //! A statement that finishes before the threshold costs a thread start and nothing on the
 //! server. A failure of the second connection is never the deploy's failure: the watcher
-//! then stays quiet for the rest of the run (the reason is printed with `--verbose`).
+//! then stays quiet for the rest of the run (the reason is printed with `--verbose`). The
+//! helper thread owns what it uses, so when the second connection stops answering (its
+//! replies lost on the network) the deploy waits at most [`LOOKER_GRACE`] for it after the
+//! unit ended, then goes on without it.
 //!
 //! SQL here qualifies every function and operator with `pg_catalog` (the deploy may have
 //! created look-alikes in schemas on the search path) and binds the session pid as a
 //! parameter.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -32,6 +36,9 @@ const THRESHOLD: Duration = Duration::from_millis(200);
 
 /// Between two looks while the wait goes on.
 const POLL: Duration = Duration::from_millis(250);
+
+/// After the unit ended, how long the deploy waits for a look still in progress.
+const LOOKER_GRACE: Duration = Duration::from_millis(500);
 
 /// What the session waited for, and who held it, at the last look.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,7 +100,17 @@ impl LockWait {
 
 /// The second connection and what it needs.
 pub struct Watcher<'a> {
-    connector: &'a Connector<'a>,
+    shared: Arc<Shared>,
+    _connector: PhantomData<&'a ()>,
+}
+
+/// Owned by the watcher and its helper threads (a thread may outlive its unit).
+struct Shared {
+    info: crate::conninfo::ConnInfo,
+    tls: crate::tls::Tls,
+    start: Instant,
+    verbose: bool,
+    deadline: Option<Instant>,
     session_pid: i32,
     threshold: Duration,
     conn: Mutex<Option<Client>>,
@@ -112,11 +129,18 @@ impl<'a> Watcher<'a> {
             _ => THRESHOLD,
         };
         Watcher {
-            connector,
-            session_pid,
-            threshold,
-            conn: Mutex::new(None),
-            given_up: AtomicBool::new(false),
+            shared: Arc::new(Shared {
+                info: connector.info.clone(),
+                tls: connector.tls.clone(),
+                start: connector.start,
+                verbose: connector.verbose,
+                deadline: connector.deadline,
+                session_pid,
+                threshold,
+                conn: Mutex::new(None),
+                given_up: AtomicBool::new(false),
+            }),
+            _connector: PhantomData,
         }
     }
 
@@ -125,15 +149,27 @@ impl<'a> Watcher<'a> {
     pub fn watch<T>(&self, work: impl FnOnce() -> T) -> (T, Option<LockWait>) {
         let started = Instant::now();
         let (done, finished) = mpsc::channel::<()>();
-        std::thread::scope(|scope| {
-            let looker = scope.spawn(move || self.look_until(finished, started));
-            let result = work();
-            drop(done);
-            let wait = looker.join().ok().flatten();
-            (result, wait.map(|w| w.finish(started)))
-        })
+        let (report, seen) = mpsc::channel::<Option<LockWait>>();
+        let shared = Arc::clone(&self.shared);
+        std::thread::spawn(move || {
+            let _ = report.send(shared.look_until(finished, started));
+        });
+        let result = work();
+        drop(done);
+        let wait = match seen.recv_timeout(LOOKER_GRACE) {
+            Ok(wait) => wait,
+            Err(_) => {
+                // Left running: it ends with its connection, or with the process.
+                self.shared
+                    .give_up("the lock-holder connection stopped answering; not waiting for it");
+                None
+            }
+        };
+        (result, wait.map(|w| w.finish(started)))
     }
+}
 
+impl Shared {
     fn look_until(&self, finished: mpsc::Receiver<()>, started: Instant) -> Option<LockWait> {
         let mut latest = None;
         let mut next = started + self.threshold;
@@ -149,12 +185,17 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    /// One look; `None` when the session waits for no lock, or the look failed.
+    /// One look; `None` when the session waits for no lock, the look failed, or an earlier
+    /// look (of an earlier unit) still hangs on the connection.
     fn look(&self) -> Option<LockWait> {
         if self.given_up.load(Ordering::SeqCst) {
             return None;
         }
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = match self.conn.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
         if guard.is_none() {
             match self.open() {
                 Ok(client) => *guard = Some(client),
@@ -176,8 +217,15 @@ impl<'a> Watcher<'a> {
     }
 
     fn open(&self) -> Result<Client, String> {
-        let db = &self.connector.info.target_db;
-        let mut client = self.connector.connect(db).map_err(|e| {
+        let connector = Connector {
+            info: &self.info,
+            start: self.start,
+            verbose: self.verbose,
+            deadline: self.deadline,
+            tls: &self.tls,
+        };
+        let db = &self.info.target_db;
+        let mut client = connector.connect(db).map_err(|e| {
             format!("could not open a second connection to look for lock holders: {e}")
         })?;
         // The look must never hang the deploy; two seconds is ages for two catalog reads.
@@ -189,7 +237,7 @@ impl<'a> Watcher<'a> {
 
     fn give_up(&self, why: &str) {
         self.given_up.store(true, Ordering::SeqCst);
-        crate::report::verbose(self.connector.verbose, why);
+        crate::report::verbose(self.verbose, why);
     }
 }
 

@@ -126,6 +126,7 @@ impl Default for TlsSettings {
 }
 
 /// A TLS set-up built once per run (files read, key decrypted), used by every connection.
+#[derive(Clone)]
 pub struct Tls {
     mode: SslMode,
     /// `None` in `disable` mode: nothing was read and no connection uses TLS.
