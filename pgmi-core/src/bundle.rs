@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use flate2::{read::GzDecoder, Compression, GzBuilder};
+use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use crate::limits::Limits;
@@ -172,7 +172,9 @@ pub fn read_each_until(
     let failure = Cell::new(None);
     let total = Cell::new(0u64);
     let counted = Counted {
-        inner: GzDecoder::new(bytes),
+        // The bufread decoder reads exactly what the gzip member needs from the slice, so
+        // what is left of it afterwards is what follows the stream.
+        inner: flate2::bufread::GzDecoder::new(bytes),
         limit: limits.max_unpacked_bytes,
         total: &total,
         failure: &failure,
@@ -281,7 +283,16 @@ pub fn read_each_until(
     }
     // Decompress whatever follows the end-of-archive marker: it verifies the gzip CRC and
     // makes a bomb hidden after the archive hit the unpacked limit instead of passing.
-    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(fail)?;
+    let mut counted = archive.into_inner();
+    io::copy(&mut counted, &mut io::sink()).map_err(fail)?;
+    // Bytes after the gzip stream (a second member, appended data) would be read by some
+    // tools and ignored by others: refuse them, as the archive would mean different things.
+    let rest = counted.inner.into_inner();
+    if !rest.is_empty() {
+        return Err(BundleError::CorruptGzip {
+            detail: format!("{} byte(s) follow the end of the gzip stream", rest.len()),
+        });
+    }
     Ok(parameters)
 }
 

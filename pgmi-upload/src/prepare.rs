@@ -138,6 +138,12 @@ pub fn read_script(root: &Path) -> Result<String, Failure> {
         }
     }
     let path = root.join("deploy.sql");
+    if path.is_dir() {
+        return Err(
+            Failure::config(format!("{} is a directory, not a file", path.display()))
+                .with_hint("deploy.sql must be a file at the project's root; rename the directory"),
+        );
+    }
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Failure::new(

@@ -64,9 +64,6 @@ struct ProjectCase {
     path: Option<String>,
     code: i32,
     needle: &'static str,
-    /// A documented shortfall of today's pgmi-upload: the exit code it gives instead of
-    /// `code`, and why that is wrong. Either code passes, and the run says which it saw.
-    deviation: Option<(i32, &'static str)>,
 }
 
 fn case(name: &'static str, project: Project, code: i32, needle: &'static str) -> ProjectCase {
@@ -78,16 +75,10 @@ fn case(name: &'static str, project: Project, code: i32, needle: &'static str) -
         path: None,
         code,
         needle,
-        deviation: None,
     }
 }
 
 impl ProjectCase {
-    fn deviation(mut self, code: i32, why: &'static str) -> ProjectCase {
-        self.deviation = Some((code, why));
-        self
-    }
-
     fn args(mut self, args: &[&str]) -> ProjectCase {
         self.args = args.iter().map(|s| s.to_string()).collect();
         self
@@ -322,12 +313,8 @@ fn project_cases(scratch: &std::path::Path) -> Vec<ProjectCase> {
         case(
             "deploy_sql_is_a_directory",
             Project::new().file("deploy.sql/x.sql", "SELECT 1;"),
-            14,
-            "deploy.sql",
-        )
-        .deviation(
-            1,
-            "a directory named deploy.sql is reported as an I/O error (\"Is a directory\"), not as a missing deploy.sql",
+            10,
+            "is a directory",
         ),
         case(
             "deploy_sql_invalid_utf8",
@@ -471,17 +458,8 @@ fn hostile_projects_fail_fast_with_specific_exit_codes() {
             case.name, run.code, took
         );
         let mut problems = Vec::new();
-        match case.deviation {
-            Some((code, why)) if run.code == code => {
-                eprintln!(
-                    "  known deviation: exit {code} instead of {}: {why}",
-                    case.code
-                );
-            }
-            _ if run.code != case.code => {
-                problems.push(format!("exit {} instead of {}", run.code, case.code));
-            }
-            _ => {}
+        if run.code != case.code {
+            problems.push(format!("exit {} instead of {}", run.code, case.code));
         }
         if !run.stderr.contains(case.needle) {
             problems.push(format!("stderr lacks {:?}", case.needle));
@@ -654,8 +632,6 @@ struct BundleCase {
     /// The SQLSTATE, or [`LOADS`] for input that is odd but harmless.
     sqlstate: &'static str,
     needle: &'static str,
-    /// As for projects: what today's loader does instead, and why that is wrong.
-    deviation: Option<(&'static str, &'static str)>,
 }
 
 /// The expectation of a case that must load (and is in the corpus to prove it harmless).
@@ -673,16 +649,10 @@ fn b(
         setup: "",
         sqlstate,
         needle,
-        deviation: None,
     }
 }
 
 impl BundleCase {
-    fn deviation(mut self, outcome: &'static str, why: &'static str) -> BundleCase {
-        self.deviation = Some((outcome, why));
-        self
-    }
-
     fn setup(mut self, sql: &'static str) -> BundleCase {
         self.setup = sql;
         self
@@ -763,9 +733,11 @@ fn bundle_cases() -> Vec<BundleCase> {
         ),
         b("truncated_gzip", truncated, "22P03", "gzip"),
         b("gzip_bad_crc", bad_crc, "22P03", "gzip"),
-        b("gzip_trailing_garbage", trailing, "22P03", "").deviation(
-            LOADS,
-            "bytes after the end of the gzip stream are ignored silently (gzip itself warns about trailing garbage)",
+        b(
+            "gzip_trailing_garbage",
+            trailing,
+            "22P03",
+            "follow the end of the gzip stream",
         ),
         b("tar_entry_cut_short", short_entry, "22P03", ""),
         b("tar_bad_checksum", bad_checksum, "22P03", ""),
@@ -834,8 +806,18 @@ fn bundle_cases() -> Vec<BundleCase> {
         // A backslash is an ordinary character in a POSIX file name (the path is text in
         // the session and never touches a file system), and a name starting with a dot is
         // a hidden file, which is skipped: it loads as an empty project.
-        b("backslash_dotdot", raw(&[(b"..\\evil.sql", file)]), LOADS, ""),
-        b("non_utf8_name", raw(&[(b"caf\xe9.sql", file)]), "22023", "not valid UTF-8"),
+        b(
+            "backslash_dotdot",
+            raw(&[(b"..\\evil.sql", file)]),
+            LOADS,
+            "",
+        ),
+        b(
+            "non_utf8_name",
+            raw(&[(b"caf\xe9.sql", file)]),
+            "22023",
+            "not valid UTF-8",
+        ),
         b(
             "pax_path_dotdot",
             pax_path("../pax.sql"),
@@ -1059,17 +1041,8 @@ fn hostile_bundles_fail_fast_with_specific_sqlstates() {
             "bundle  {:<30} {code:>6} in {:>7.1?}  {message}",
             case.name, took
         );
-        match case.deviation {
-            Some((outcome, why)) if code == outcome => {
-                eprintln!(
-                    "  known deviation: {code} instead of {}: {why}",
-                    case.sqlstate
-                );
-            }
-            _ if code != case.sqlstate => {
-                problems.push(format!("{code} instead of {}", case.sqlstate));
-            }
-            _ => {}
+        if code != case.sqlstate {
+            problems.push(format!("{code} instead of {}", case.sqlstate));
         }
         if !message.contains(case.needle) {
             problems.push(format!("message lacks {:?}", case.needle));
