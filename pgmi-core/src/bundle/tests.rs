@@ -104,7 +104,7 @@ fn write_is_deterministic() {
 #[test]
 fn written_entries_are_plain_regular_files() {
     let bytes = write(&sample_files(), &params()).unwrap();
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes.as_slice()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
     let mut names = Vec::new();
     for entry in archive.entries().unwrap() {
         let entry = entry.unwrap();
