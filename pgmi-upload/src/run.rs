@@ -306,6 +306,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
             args.overwrite.then_some(args.force),
             &mut packed,
             args.session,
+            &rewritten.text,
             &units,
             &watchdog,
             &mut report,
@@ -389,6 +390,7 @@ fn online(
     overwrite: Option<bool>,
     packed: &mut Packed,
     choice: SessionChoice,
+    script: &str,
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     report: &mut DeployReport,
@@ -432,6 +434,7 @@ fn online(
         connector,
         packed,
         choice,
+        script,
         units,
         watchdog,
         report,
@@ -476,6 +479,7 @@ fn locked(
     connector: &Connector<'_>,
     packed: &mut Packed,
     choice: SessionChoice,
+    script: &str,
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     report: &mut DeployReport,
@@ -551,6 +555,28 @@ fn locked(
             ),
         );
     }
+    // The split assumed PostgreSQL's default standard_conforming_strings = on; a server
+    // (or database, or role) that turns it off reads backslashes in '' strings differently,
+    // so split again the way this session will scan the script.
+    let resplit;
+    let units = if standard_conforming_strings_off(client)? {
+        resplit = pgmi_core::split::split_with(
+            script,
+            pgmi_core::split::Options {
+                standard_conforming_strings: false,
+            },
+        );
+        report::verbose(
+            verbose,
+            &format!(
+                "standard_conforming_strings is off here: deploy.sql split again ({} execution unit(s))",
+                resplit.len()
+            ),
+        );
+        &resplit[..]
+    } else {
+        units
+    };
     eprintln!("Executing deploy.sql");
     execute::run_units(
         client,
@@ -563,6 +589,22 @@ fn locked(
             report: &mut report.locks,
         },
     )
+}
+
+/// Whether this session scans '' strings with backslash escapes.
+fn standard_conforming_strings_off(client: &mut Client) -> Result<bool, Failure> {
+    let rows = client
+        .simple_query("SELECT pg_catalog.current_setting('standard_conforming_strings')")
+        .map_err(|e| {
+            Failure::from_pg(
+                Exit::General,
+                "could not read standard_conforming_strings",
+                &e,
+            )
+        })?;
+    Ok(rows
+        .iter()
+        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("off"))))
 }
 
 /// Before the session starts work: a Ctrl-C or deadline during the offline part.

@@ -97,3 +97,28 @@ fn server_parses_the_statements_the_splitter_finds() {
         }
     }
 }
+
+/// A database whose `standard_conforming_strings` is off reads `'a\'` as an unfinished
+/// string: the deploy splits deploy.sql the way the session scans it, so the `COMMIT`
+/// inside the string is not taken for the head's end.
+#[test]
+fn the_session_standard_conforming_strings_decides_the_split() {
+    let db = pgmi_tests::TestDb::empty("scs_off");
+    pgmi_tests::connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET standard_conforming_strings = off",
+            db.name
+        ))
+        .expect("ALTER DATABASE");
+    let project = pgmi_tests::Project::with_deploy(
+        "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('a\\'; COMMIT; ');\nINSERT INTO t VALUES ('b');\n",
+    );
+    let run = pgmi_tests::deploy(&project, &db.name, &["--session", "portable", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["executionUnits"], 1, "{}", run.stdout);
+    assert_eq!(
+        db.text("SELECT string_agg(v, '|' ORDER BY v) FROM t")
+            .as_deref(),
+        Some("a'; COMMIT; |b")
+    );
+}
