@@ -343,29 +343,6 @@ impl ReferencePieces<'_> {
         (PieceKind::LineComment, end)
     }
 
-    fn block_comment(&self, start: usize) -> (PieceKind, usize) {
-        let src = self.src;
-        let mut depth = 1usize;
-        let mut i = start + 2;
-        while i < src.len() {
-            match (src[i], src.get(i + 1)) {
-                (b'/', Some(b'*')) => {
-                    depth += 1;
-                    i += 2;
-                }
-                (b'*', Some(b'/')) => {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        return (PieceKind::BlockComment { terminated: true }, i);
-                    }
-                }
-                _ => i += 1,
-            }
-        }
-        (PieceKind::BlockComment { terminated: false }, src.len())
-    }
-
     fn string(&self, start: usize) -> (PieceKind, usize) {
         let src = self.src;
         let escape = start >= 1
@@ -396,45 +373,6 @@ impl ReferencePieces<'_> {
             src.len(),
         )
     }
-
-    fn quoted_ident(&self, start: usize) -> (PieceKind, usize) {
-        let src = self.src;
-        let mut i = start + 1;
-        while i < src.len() {
-            match src[i] {
-                b'"' if src.get(i + 1) == Some(&b'"') => i += 2,
-                b'"' => return (PieceKind::QuotedIdent { terminated: true }, i + 1),
-                _ => i += 1,
-            }
-        }
-        (PieceKind::QuotedIdent { terminated: false }, src.len())
-    }
-
-    fn dollar(&self, start: usize, tag_len: usize) -> (PieceKind, usize) {
-        let src = self.src;
-        let tag = &src[start..start + tag_len];
-        let mut i = start + tag_len;
-        while let Some(off) = src[i..].iter().position(|&b| b == b'$') {
-            let at = i + off;
-            if src[at..].starts_with(tag) {
-                return (
-                    PieceKind::Dollar {
-                        tag_len,
-                        terminated: true,
-                    },
-                    at + tag_len,
-                );
-            }
-            i = at + 1;
-        }
-        (
-            PieceKind::Dollar {
-                tag_len,
-                terminated: false,
-            },
-            src.len(),
-        )
-    }
 }
 
 impl Iterator for ReferencePieces<'_> {
@@ -454,12 +392,27 @@ impl Iterator for ReferencePieces<'_> {
         } else {
             match self.src[start] {
                 b'-' => self.line_comment(start),
-                b'/' => self.block_comment(start),
+                b'/' => {
+                    let (terminated, end) = postgres::block_comment_end(self.src, start);
+                    (PieceKind::BlockComment { terminated }, end)
+                }
                 b'\'' => self.string(start),
-                b'"' => self.quoted_ident(start),
+                b'"' => {
+                    let (terminated, end) = postgres::quoted_ident_end(self.src, start);
+                    (PieceKind::QuotedIdent { terminated }, end)
+                }
                 // construct_starts() returned true, so a tag starts here.
                 _ => match dollar_tag_len(self.src, start) {
-                    Some(tag_len) => self.dollar(start, tag_len),
+                    Some(tag_len) => {
+                        let (terminated, end) = postgres::dollar_body_end(self.src, start, tag_len);
+                        (
+                            PieceKind::Dollar {
+                                tag_len,
+                                terminated,
+                            },
+                            end,
+                        )
+                    }
                     None => (PieceKind::Code, start + 1),
                 },
             }

@@ -141,7 +141,10 @@ impl<'a> Tokens<'a> {
             b'-' if next == Some(b'-') => {
                 (TokenKind::LineComment, line_comment_end(self.src, start))
             }
-            b'/' if next == Some(b'*') => block_comment(self.src, start),
+            b'/' if next == Some(b'*') => {
+                let (terminated, end) = block_comment_end(self.src, start);
+                (TokenKind::BlockComment { terminated }, end)
+            }
             b'\'' => {
                 let escape = match self.continuation.take() {
                     Some((at, escape)) if at == start => escape,
@@ -149,13 +152,25 @@ impl<'a> Tokens<'a> {
                 };
                 self.string(start, escape)
             }
-            b'"' => quoted_ident(self.src, start),
+            b'"' => {
+                let (terminated, end) = quoted_ident_end(self.src, start);
+                (TokenKind::QuotedIdent { terminated }, end)
+            }
             b'$' => match next {
                 Some(d) if d.is_ascii_digit() => {
                     (TokenKind::Param, digits_end(self.src, start + 1))
                 }
                 _ => match dollar_tag_len(self.src, start) {
-                    Some(tag_len) => dollar_body(self.src, start, tag_len),
+                    Some(tag_len) => {
+                        let (terminated, end) = dollar_body_end(self.src, start, tag_len);
+                        (
+                            TokenKind::Dollar {
+                                tag_len,
+                                terminated,
+                            },
+                            end,
+                        )
+                    }
                     None => (TokenKind::Other, start + 1),
                 },
             },
@@ -268,7 +283,10 @@ fn line_comment_end(src: &[u8], start: usize) -> usize {
             .unwrap_or(src.len() - start)
 }
 
-fn block_comment(src: &[u8], start: usize) -> (TokenKind, usize) {
+/// End of the (nesting) block comment opening at `start`, and whether it was closed.
+/// The reference's scanner reads block comments, quoted identifiers and dollar bodies the
+/// same way, so these three scans serve both rule sets.
+pub(super) fn block_comment_end(src: &[u8], start: usize) -> (bool, usize) {
     let mut depth = 1usize;
     let mut i = start + 2;
     while i < src.len() {
@@ -281,25 +299,26 @@ fn block_comment(src: &[u8], start: usize) -> (TokenKind, usize) {
                 depth -= 1;
                 i += 2;
                 if depth == 0 {
-                    return (TokenKind::BlockComment { terminated: true }, i);
+                    return (true, i);
                 }
             }
             _ => i += 1,
         }
     }
-    (TokenKind::BlockComment { terminated: false }, src.len())
+    (false, src.len())
 }
 
-fn quoted_ident(src: &[u8], start: usize) -> (TokenKind, usize) {
+/// End of the quoted identifier opening at `start` (`""` is an escaped quote).
+pub(super) fn quoted_ident_end(src: &[u8], start: usize) -> (bool, usize) {
     let mut i = start + 1;
     while i < src.len() {
         match src[i] {
             b'"' if src.get(i + 1) == Some(&b'"') => i += 2,
-            b'"' => return (TokenKind::QuotedIdent { terminated: true }, i + 1),
+            b'"' => return (true, i + 1),
             _ => i += 1,
         }
     }
-    (TokenKind::QuotedIdent { terminated: false }, src.len())
+    (false, src.len())
 }
 
 /// Length of the dollar tag at `at` (both `$` included) under PostgreSQL's rules.
@@ -325,25 +344,18 @@ pub fn dollar_tag_len(src: &[u8], at: usize) -> Option<usize> {
     None
 }
 
-fn dollar_body(src: &[u8], start: usize, tag_len: usize) -> (TokenKind, usize) {
+/// End of the dollar-quoted body whose `tag_len`-byte tag opens at `start`.
+pub(super) fn dollar_body_end(src: &[u8], start: usize, tag_len: usize) -> (bool, usize) {
     let tag = &src[start..start + tag_len];
     let mut i = start + tag_len;
     while let Some(off) = src[i..].iter().position(|&b| b == b'$') {
         let at = i + off;
         if src[at..].starts_with(tag) {
-            let kind = TokenKind::Dollar {
-                tag_len,
-                terminated: true,
-            };
-            return (kind, at + tag_len);
+            return (true, at + tag_len);
         }
         i = at + 1;
     }
-    let kind = TokenKind::Dollar {
-        tag_len,
-        terminated: false,
-    };
-    (kind, src.len())
+    (false, src.len())
 }
 
 /// If a quote continuation follows a string that closed just before `from`, the offset of
