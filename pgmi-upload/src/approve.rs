@@ -1,5 +1,5 @@
 //! Asking before a destructive step (`--overwrite`), with the reference's approver matrix
-//! (`pgmi-cli.md` §2.5):
+//! (README, "Overwriting a database"):
 //!
 //! | terminal | `--force` | what happens                                                  |
 //! |----------|-----------|---------------------------------------------------------------|

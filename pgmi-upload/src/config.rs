@@ -1,4 +1,4 @@
-//! `pgmi.yaml` (reference `pgmi-cli.md` §3.1): the project's committed defaults, the lowest
+//! `pgmi.yaml` (README, "Connecting"): the project's committed defaults, the lowest
 //! precedence of every setting.
 //!
 //! Schema, decoded strictly (an unknown key or a value of the wrong type is an error, exit
@@ -386,7 +386,7 @@ pub fn resolve_project(
     })
 }
 
-/// The project files a deploy reads before anything else (reference §1.2 steps 1–2).
+/// The project files a deploy reads before anything else.
 #[derive(Debug, Default)]
 pub struct ProjectFiles {
     pub yaml: Option<Config>,
@@ -454,7 +454,7 @@ pub fn describe_timeout(flag: Option<&str>, yaml: Option<&Timeout>) -> String {
     }
 }
 
-/// The deadline when neither `--timeout` nor pgmi.yaml sets one (reference §1.2).
+/// The deadline when neither `--timeout` nor pgmi.yaml sets one.
 pub const DEFAULT_TIMEOUT: &str = "3m";
 
 #[cfg(test)]

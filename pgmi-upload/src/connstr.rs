@@ -1,5 +1,5 @@
 //! Connection strings that are not URIs: ADO.NET (`Host=db;Database=app;Username=u`, the
-//! form .NET applications keep in their settings; reference `pgmi-cli.md` §2.4) and libpq's
+//! form .NET applications keep in their settings) and libpq's
 //! keyword/value form (`host=db dbname=app user=u`, which the reference refuses and we
 //! accept). Both produce the [`UriParts`] a URI produces, so `conninfo.rs` treats every
 //! format the same way.

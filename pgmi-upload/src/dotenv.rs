@@ -1,11 +1,11 @@
-//! The project's `.env` (reference `pgmi-cli.md` §3.2): `<project>/.env`, never the working
+//! The project's `.env` (README, "Connecting"): `<project>/.env`, never the working
 //! directory's, fills environment variables that are not set yet, before anything reads
 //! them. It can carry `PGHOST`, `PGPASSWORD`, `PGMI_CONNECTION_STRING` and the like; it
 //! does not define deployment parameters.
 //!
-//! Format: the `--params-file` line rules (reference §3.4: a leading BOM dropped,
-//! `KEY=VALUE` lines split at the first `=` and trimmed, `#` comment lines, one pair of
-//! surrounding quotes removed, no escapes, no expansion, no inline comments), plus two things
+//! Format: the `--params-file` line rules (a leading BOM dropped, `KEY=VALUE` lines split
+//! at the first `=` and trimmed, `#` comment lines, one pair of surrounding quotes removed,
+//! no escapes, no expansion, no inline comments), plus two things
 //! an environment file needs:
 //! * `export KEY=VALUE` is accepted, so a file that a shell can `source` works too (the
 //!   reference would read the key `export KEY` and reject it);

@@ -1,5 +1,5 @@
 //! `--overwrite`: drop the target database and create it again, keeping what describes it
-//! (reference `pgmi-cli.md` §2.5).
+//! (README, "Overwriting a database").
 //!
 //! Everything runs on the maintenance database, before the session exists:
 //!

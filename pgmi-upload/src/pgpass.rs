@@ -1,5 +1,5 @@
 //! The password file (`.pgpass`), read with libpq's rules, because the `postgres` crate
-//! reads none (reference `pgmi-cli.md` §2.7).
+//! reads none (README, "Connecting").
 //!
 //! * Which file: the connection string's `passfile`, else `PGPASSFILE`, else `~/.pgpass`
 //!   (`%APPDATA%\postgresql\pgpass.conf` on Windows). A missing file is no error.

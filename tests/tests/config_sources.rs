@@ -1,5 +1,5 @@
 //! Where `deploy` takes its connection and parameters from, through the real binary
-//! (pgmi-cli.md §2.1–2.4, §2.6, §2.7, §3.1–3.5): each source on its own (URI, ADO.NET and
+//! (README, "Connecting"): each source on its own (URI, ADO.NET and
 //! libpq key=value strings, PG* variables, `.pgpass`, `pgmi.yaml`, the project's `.env`, the
 //! default Unix socket), their precedence, and the offline refusals of bad files.
 //!

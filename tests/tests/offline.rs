@@ -1,5 +1,5 @@
 //! The offline commands through the real binary: `info` and `metadata validate|plan|scaffold`
-//! (pgmi-cli.md §1.5, §1.7), and the promise that `metadata plan --json` is exactly what a
+//! (README, "Other commands"), and the promise that `metadata plan --json` is exactly what a
 //! session's `pgmi_plan_view` holds, checked on real sessions of both kinds.
 
 use pgmi_core::limits::Limits;

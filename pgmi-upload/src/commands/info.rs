@@ -1,5 +1,5 @@
 //! `info`: what a deploy would load and where it would connect, without connecting
-//! (reference `pgmi-cli.md` §1.5).
+//! (README, "Other commands").
 //!
 //! The project is read by the deploy's scanner (`metadata::scan`), so `info` fails exactly
 //! where a deploy would, with the same exit code (10, or 1 for I/O), naming the file.

@@ -1,5 +1,5 @@
-//! `metadata validate|plan|scaffold`: `<pgmi-meta>` blocks, offline (reference
-//! `pgmi-cli.md` §1.7).
+//! `metadata validate|plan|scaffold`: `<pgmi-meta>` blocks, offline (README, "Other
+//! commands").
 //!
 //! All three read the project with pgmi-core's walk and build — the deploy's own scanner —
 //! so a project they accept is one the deploy accepts, with the same exit codes: 10 for a

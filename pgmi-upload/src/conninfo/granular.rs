@@ -1,4 +1,4 @@
-//! The granular path (reference `pgmi-cli.md` §2.2, §2.3), taken when no connection string
+//! The granular path (README, "Connecting"), taken when no connection string
 //! is given: each field is `flag > PG* variable > pgmi.yaml > default`, the user falling
 //! back to `$USER`, `$USERNAME` and the operating-system user; the password is `PGPASSWORD`
 //! (the password file is `resolve_with`'s business); the maintenance database is

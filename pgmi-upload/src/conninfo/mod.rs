@@ -1,4 +1,4 @@
-//! Resolving where to connect (reference `pgmi-cli.md` §2.1–2.4, §2.6, §2.7), offline, and
+//! Resolving where to connect (README, "Connecting"), offline, and
 //! remembering where each setting came from (for `--verbose` and `info`).
 //!
 //! Sources, strongest first: flags; the environment (which the project's `.env` may have

@@ -1,4 +1,4 @@
-//! The connection-string path (reference `pgmi-cli.md` §2.1, §2.3, §2.4): a string from
+//! The connection-string path (README, "Connecting"): a string from
 //! `--connection`, else `PGMI_CONNECTION_STRING`, else `DATABASE_URL`, in any format
 //! `connstr.rs` reads (URI, ADO.NET, libpq key=value).
 //!

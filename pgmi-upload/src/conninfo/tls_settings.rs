@@ -1,4 +1,4 @@
-//! The TLS settings (reference `pgmi-cli.md` §2.6), resolved the same way on both paths:
+//! The TLS settings (README, "Connecting"), resolved the same way on both paths:
 //! the mode as the caller found it (`sslrootcert=system` with no mode given anywhere means
 //! `verify-full`, as in libpq 16); each file setting `flag > connection string > PGSSL*
 //! variable > pgmi.yaml`; the key's passphrase `connection string > PGSSLPASSWORD`. The
