@@ -569,3 +569,43 @@ pub fn pgmi_upload_tty(args: &[&str], env: &[(&str, &str)], input: &str) -> Run 
     assert_no_secret_in(&run, args, env);
     run
 }
+
+/// Building bundles by hand, for the tests that feed hostile ones to `pgmi_load`.
+pub mod bundles {
+    use std::io::Write;
+
+    use flate2::{write::GzEncoder, Compression};
+
+    /// `bytes` gzip-compressed.
+    pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(bytes).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    /// One header block of type `kind` (named like a GNU long-name header) that claims
+    /// `size` bytes, followed by one data block, gzipped.
+    pub fn lying_header(kind: tar::EntryType, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.resize(1024, b'x');
+        gzip(&tar)
+    }
+
+    /// A valid bundle of one file, `keep.sql`.
+    pub fn good() -> Vec<u8> {
+        pgmi_core::bundle::write(
+            &[pgmi_core::project::RawFile {
+                path: "keep.sql".into(),
+                bytes: b"SELECT 1;".to_vec(),
+            }],
+            &[],
+        )
+        .expect("bundle")
+    }
+}

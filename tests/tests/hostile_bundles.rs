@@ -3,23 +3,15 @@
 //! point (statement_timeout, pg_cancel_backend, pg_terminate_backend) within a second,
 //! also while the backend has nothing to insert yet.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use pgmi_core::bundle;
 use pgmi_core::limits::{MAX_HEADER_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 use pgmi_core::project::RawFile;
+use pgmi_tests::bundles::{good as good_bundle, gzip, lying_header};
 use pgmi_tests::{deploy, Client, Project, TestDb};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).expect("gzip");
-    gz.finish().expect("gzip")
-}
 
 fn file(path: &str, text: &str) -> RawFile {
     RawFile {
@@ -39,23 +31,6 @@ fn one_file(path: &str) -> Vec<u8> {
     b.append_data(&mut h, path, &b"SELECT 1;"[..])
         .expect("append");
     gzip(&b.into_inner().expect("tar"))
-}
-
-/// One header block of type `kind` that claims `size` bytes, followed by one data block.
-fn lying_header(kind: tar::EntryType, size: u64) -> Vec<u8> {
-    let mut h = tar::Header::new_gnu();
-    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_cksum();
-    let mut tar = h.as_bytes().to_vec();
-    tar.resize(1024, b'x');
-    gzip(&tar)
-}
-
-fn good_bundle() -> Vec<u8> {
-    bundle::write(&[file("keep.sql", "SELECT 1;")], &[]).expect("bundle")
 }
 
 /// Loads a good bundle, then `bad`; returns SQLSTATE and message of the failure, and

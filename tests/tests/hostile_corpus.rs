@@ -8,16 +8,14 @@
 //! directly, as a psql user could. Everything runs on a throw-away cluster, whose log is
 //! checked for crashes at the end.
 
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use pgmi_core::bundle;
 use pgmi_core::limits::{MAX_HEADER_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 use pgmi_core::project::RawFile;
+use pgmi_tests::bundles::{good, gzip, lying_header};
 use pgmi_tests::cluster::Cluster;
 use pgmi_tests::{pgmi_upload, Project};
 
@@ -508,12 +506,6 @@ fn hostile_projects_fail_fast_with_specific_exit_codes() {
 // ---------------------------------------------------------------------------------------
 // Bundles through pgmi_load
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).expect("gzip");
-    gz.finish().expect("gzip")
-}
-
 /// One tar header (old format, name ≤ 100 bytes), with its data padded to a block.
 fn entry(name: &[u8], kind: tar::EntryType, data: &[u8]) -> Vec<u8> {
     let mut header = tar::Header::new_old();
@@ -594,30 +586,6 @@ fn pax_path(path: &str) -> Vec<u8> {
     tar.extend(entry(b"decoy.sql", tar::EntryType::Regular, b"SELECT 1;"));
     tar.resize(tar.len() + 1024, 0);
     gzip(&tar)
-}
-
-/// A header that claims `size` bytes of kind `kind`, followed by one data block.
-fn lying_header(kind: tar::EntryType, size: u64) -> Vec<u8> {
-    let mut h = tar::Header::new_gnu();
-    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_cksum();
-    let mut tar = h.as_bytes().to_vec();
-    tar.resize(1024, b'x');
-    gzip(&tar)
-}
-
-fn good() -> Vec<u8> {
-    bundle::write(
-        &[RawFile {
-            path: "keep.sql".into(),
-            bytes: b"SELECT 1;".to_vec(),
-        }],
-        &[],
-    )
-    .expect("bundle")
 }
 
 fn params_bundle(json: &[u8]) -> Vec<u8> {

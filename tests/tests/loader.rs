@@ -1,12 +1,9 @@
 //! The loader under hostile or broken input, privileges, and secrecy: every bad bundle
 //! fails with a specific SQLSTATE and leaves the previous session state intact.
 
-use std::io::Write;
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use pgmi_core::bundle;
 use pgmi_core::project::RawFile;
+use pgmi_tests::bundles::{good as good_bundle, gzip};
 use pgmi_tests::{deploy, deploy_ok, pgmi_upload, Client, Project, TestDb};
 
 /// A tar.gz built header by header, so it can hold what a well-behaved writer never would.
@@ -28,23 +25,6 @@ fn raw_bundle(entries: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
     }
     tar.resize(tar.len() + 1024, 0);
     gzip(&tar)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).expect("gzip");
-    gz.finish().expect("gzip")
-}
-
-fn good_bundle() -> Vec<u8> {
-    bundle::write(
-        &[RawFile {
-            path: "keep.sql".into(),
-            bytes: b"SELECT 1;".to_vec(),
-        }],
-        &[],
-    )
-    .expect("bundle")
 }
 
 /// Loads `bad` after a good bundle and returns its SQLSTATE and message; asserts that the
