@@ -22,25 +22,31 @@
 use postgres::Client;
 
 use crate::exit::{Exit, Failure};
+use crate::session::deploy_lock_key;
 
 /// `pg_backend_pid()`, and whether this backend holds the deploy lock (the key of
 /// `session::acquire_deploy_lock`: `hashtextextended('pgmi.deploy.' || current_database(), 0)`,
 /// which `pg_locks` shows as `classid` = high and `objid` = low 32 bits, `objsubid` 1).
-const PROBE: &str = "\
-SELECT pg_catalog.pg_backend_pid(),
+const PROBE: &str = concat!(
+    "SELECT pg_catalog.pg_backend_pid(),
        EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
                   AND l.objsubid OPERATOR(pg_catalog.=) 1
                   AND l.granted
                   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
                   AND (CAST(l.classid AS int8) OPERATOR(pg_catalog.<<) 32 OPERATOR(pg_catalog.|) CAST(l.objid AS int8))
-                      OPERATOR(pg_catalog.=) pg_catalog.hashtextextended('pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0))";
+                      OPERATOR(pg_catalog.=) ",
+    deploy_lock_key!(),
+    ")"
+);
 
 /// Release the deploy lock wherever this client's statements left it: unlocked when the
 /// backend running this statement holds it (the pool may hand this statement to the very
 /// backend that took it), ended when an idle backend of this role holds it.
-const RELEASE_STRANDED: &str = "\
-WITH k AS (SELECT pg_catalog.hashtextextended('pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0) AS key),
+const RELEASE_STRANDED: &str = concat!(
+    "WITH k AS (SELECT ",
+    deploy_lock_key!(),
+    " AS key),
      holders AS (
        SELECT l.pid
          FROM pg_catalog.pg_locks l, k
@@ -56,7 +62,8 @@ SELECT (SELECT pg_catalog.pg_advisory_unlock(k.key) FROM k
           JOIN holders h ON h.pid OPERATOR(pg_catalog.=) a.pid
          WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
            AND a.usename OPERATOR(pg_catalog.=) CURRENT_USER
-           AND a.state OPERATOR(pg_catalog.=) 'idle')";
+           AND a.state OPERATOR(pg_catalog.=) 'idle')"
+);
 
 /// Check the session right after the deploy lock; the backend pid on success, exit 11 when
 /// a transaction-mode pooler is in the way.

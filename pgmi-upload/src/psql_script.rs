@@ -61,17 +61,20 @@ pub struct Parts<'a> {
     pub project_name: &'a str,
 }
 
-const LOCK: &str = "DO $pgmi$
+const LOCK: &str = concat!(
+    "DO $pgmi$
 BEGIN
-    IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended(
-               'pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0)) THEN
+    IF NOT pg_catalog.pg_try_advisory_lock(",
+    crate::session::deploy_lock_key!(),
+    ") THEN
         RAISE EXCEPTION 'concurrent deployment in progress: another pgmi deployment is already running against \"%\"',
                         pg_catalog.current_database()
             USING ERRCODE = '55P03', HINT = 'wait for it to finish, then deploy again';
     END IF;
 END
 $pgmi$;
-";
+"
+);
 
 /// temp_buffers can only change before the session's first temporary table (as in
 /// `session::load_portable`); a script run a second time in one psql session skips it.

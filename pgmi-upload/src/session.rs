@@ -66,11 +66,25 @@ fn version_label(num: i32) -> String {
     }
 }
 
+/// The per-database deploy lock's key, as the reference derives it (so this client and the
+/// original exclude each other), every operator qualified. A macro so that the statements
+/// using it can stay `const` (`concat!`).
+macro_rules! deploy_lock_key {
+    () => {
+        "pg_catalog.hashtextextended('pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0)"
+    };
+}
+pub(crate) use deploy_lock_key;
+
 /// Take the per-database deploy lock, or fail with exit 15.
 pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure> {
     let got = scalar(
         client,
-        "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pgmi.deploy.' OPERATOR(pg_catalog.||) pg_catalog.current_database(), 0))",
+        concat!(
+            "SELECT pg_catalog.pg_try_advisory_lock(",
+            deploy_lock_key!(),
+            ")"
+        ),
     )
     .map_err(|e| Failure::from_pg(Exit::General, "could not take the deploy lock", &e))?;
     if got.as_deref() != Some("t") {
