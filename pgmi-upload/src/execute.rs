@@ -33,9 +33,9 @@ pub struct Progress {
 
 /// How a run treats locking: the options, the watcher (absent when the session pid is
 /// unknown) and where attempts and the final wait are recorded.
-pub struct Locking<'a, 'w> {
+pub struct Locking<'a> {
     pub options: LockOptions,
-    pub watcher: Option<&'a Watcher<'w>>,
+    pub watcher: Option<&'a Watcher>,
     pub report: &'a mut LockReport,
 }
 
@@ -46,7 +46,7 @@ pub fn run_units(
     units: &[pgmi_core::split::Unit],
     watchdog: &Watchdog,
     progress: &mut Progress,
-    locking: &mut Locking<'_, '_>,
+    locking: &mut Locking<'_>,
 ) -> Result<(), Failure> {
     progress.units = units.len();
     progress.committed = 0;
@@ -180,7 +180,7 @@ fn lock_failure(
     wait: Option<LockWait>,
     obstacle: Option<String>,
     retries_done: u32,
-    locking: &mut Locking<'_, '_>,
+    locking: &mut Locking<'_>,
 ) -> Failure {
     let mut lines = Vec::new();
     if let Some(wait) = &wait {

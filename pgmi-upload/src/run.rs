@@ -487,7 +487,7 @@ fn locked(
     verbose: bool,
     session_ready: &mut bool,
     lock_options: &crate::locks::LockOptions,
-    watcher: &crate::locks::Watcher<'_>,
+    watcher: &crate::locks::Watcher,
 ) -> Result<(), Failure> {
     let info = connector.info;
     if verbose {

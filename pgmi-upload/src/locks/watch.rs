@@ -18,7 +18,6 @@
 //! created look-alikes in schemas on the search path) and binds the session pid as a
 //! parameter.
 
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, TryLockError};
@@ -99,9 +98,8 @@ impl LockWait {
 }
 
 /// The second connection and what it needs.
-pub struct Watcher<'a> {
+pub struct Watcher {
     shared: Arc<Shared>,
-    _connector: PhantomData<&'a ()>,
 }
 
 /// Owned by the watcher and its helper threads (a thread may outlive its unit).
@@ -118,12 +116,12 @@ struct Shared {
     given_up: AtomicBool,
 }
 
-impl<'a> Watcher<'a> {
+impl Watcher {
     pub fn new(
-        connector: &'a Connector<'a>,
+        connector: &Connector<'_>,
         session_pid: i32,
         lock_timeout: Option<Duration>,
-    ) -> Watcher<'a> {
+    ) -> Watcher {
         let threshold = match lock_timeout {
             Some(t) if !t.is_zero() && t < THRESHOLD * 2 => (t / 2).max(Duration::from_millis(20)),
             _ => THRESHOLD,
@@ -140,7 +138,6 @@ impl<'a> Watcher<'a> {
                 conn: Mutex::new(None),
                 given_up: AtomicBool::new(false),
             }),
-            _connector: PhantomData,
         }
     }
 
