@@ -58,6 +58,13 @@ fn assert_properties_kept(db: &TestDb) {
     );
 }
 
+/// `deploy <project> -d <db> --overwrite <extra>`.
+fn overwrite_args<'a>(project: &'a Project, db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["deploy", path(project), "-d", db, "--overwrite"];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn project() -> Project {
     Project::with_deploy("CREATE TABLE fresh (x int);\n")
 }
@@ -66,17 +73,7 @@ fn project() -> Project {
 fn overwrite_without_terminal_needs_force() {
     let db = populated("ow_refuse");
     let project = project();
-    let run = pgmi_upload(
-        &[
-            "deploy",
-            path(&project),
-            "-d",
-            &db.name,
-            "--overwrite",
-            "--json",
-        ],
-        &[],
-    );
+    let run = pgmi_upload(&overwrite_args(&project, &db.name, &["--json"]), &[]);
     assert_eq!(run.code, 12, "{}", run.stderr);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert_eq!(run.json()["exitCode"], 12);
@@ -84,7 +81,7 @@ fn overwrite_without_terminal_needs_force() {
 
     // CI=true means "no terminal" even on one.
     let run = pgmi_upload_tty(
-        &["deploy", path(&project), "-d", &db.name, "--overwrite"],
+        &overwrite_args(&project, &db.name, &[]),
         &[("CI", "true")],
         &format!("{}\n", db.name),
     );
@@ -100,16 +97,7 @@ fn overwrite_with_force_and_no_terminal_recreates_and_keeps_properties() {
     other.batch_execute("SELECT 1").unwrap();
     let project = project();
     let run = pgmi_upload(
-        &[
-            "deploy",
-            path(&project),
-            "-d",
-            &db.name,
-            "--overwrite",
-            "--force",
-            "--session",
-            "portable",
-        ],
+        &overwrite_args(&project, &db.name, &["--force", "--session", "portable"]),
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -140,15 +128,7 @@ fn overwrite_with_force_and_no_terminal_recreates_and_keeps_properties() {
 fn overwrite_on_a_terminal_asks_for_the_name() {
     let db = populated("ow_tty");
     let project = project();
-    let args = [
-        "deploy",
-        path(&project),
-        "-d",
-        &db.name,
-        "--overwrite",
-        "--session",
-        "portable",
-    ];
+    let args = overwrite_args(&project, &db.name, &["--session", "portable"]);
 
     let run = pgmi_upload_tty(&args, &[], "wrong_name\n");
     assert_eq!(run.code, 12, "{}", run.stdout);
@@ -174,16 +154,7 @@ fn overwrite_with_force_on_a_terminal_counts_down() {
     let project = project();
     let start = Instant::now();
     let run = pgmi_upload_tty(
-        &[
-            "deploy",
-            path(&project),
-            "-d",
-            &db.name,
-            "--overwrite",
-            "--force",
-            "--session",
-            "portable",
-        ],
+        &overwrite_args(&project, &db.name, &["--force", "--session", "portable"]),
         &[],
         "",
     );
@@ -199,17 +170,7 @@ fn overwrite_with_force_on_a_terminal_counts_down() {
 fn overwrite_refuses_protected_databases_offline_and_creates_missing_ones() {
     let project = project();
     for target in ["postgres", "template0", "Template1"] {
-        let run = pgmi_upload(
-            &[
-                "deploy",
-                path(&project),
-                "-d",
-                target,
-                "--overwrite",
-                "--force",
-            ],
-            &[],
-        );
+        let run = pgmi_upload(&overwrite_args(&project, target, &["--force"]), &[]);
         assert_eq!(run.code, 10, "{target}: {}", run.stderr);
         assert!(run.stderr.contains("refuses to drop"), "{}", run.stderr);
         assert!(!run.stderr.contains("Preparing session"));
@@ -218,15 +179,7 @@ fn overwrite_refuses_protected_databases_offline_and_creates_missing_ones() {
     // A missing target is created without a prompt, even without --force.
     let db = TestDb::unnamed("ow_missing");
     let run = pgmi_upload(
-        &[
-            "deploy",
-            path(&project),
-            "-d",
-            &db.name,
-            "--overwrite",
-            "--session",
-            "portable",
-        ],
+        &overwrite_args(&project, &db.name, &["--session", "portable"]),
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
