@@ -249,6 +249,45 @@ pub struct ConnectionArgs {
     /// [default: ~/.postgresql/postgresql.key if it exists]
     #[arg(long, value_name = "FILE")]
     pub sslkey: Option<String>,
+
+    /// Use an AWS RDS IAM token as the password (credentials from the AWS chain:
+    /// environment, ~/.aws files and AWS_PROFILE, web identity, container and instance
+    /// roles) [pgmi.yaml: auth_method: aws]
+    #[arg(long, help_heading = "Cloud IAM authentication")]
+    pub aws: bool,
+
+    /// AWS region of the instance; does not turn on --aws by itself
+    /// [env: AWS_REGION, AWS_DEFAULT_REGION] [pgmi.yaml: aws_region]
+    #[arg(long, value_name = "REGION", help_heading = "Cloud IAM authentication")]
+    pub aws_region: Option<String>,
+
+    /// Use an Azure Entra ID token as the password (service principal, workload
+    /// identity, managed identity or the Azure CLI's login) [pgmi.yaml: auth_method: azure]
+    #[arg(long, help_heading = "Cloud IAM authentication")]
+    pub azure: bool,
+
+    /// Entra tenant; does not turn on --azure by itself [env: AZURE_TENANT_ID]
+    #[arg(long, value_name = "ID", help_heading = "Cloud IAM authentication")]
+    pub azure_tenant_id: Option<String>,
+
+    /// Application (client) id of the service principal or user-assigned managed
+    /// identity; does not turn on --azure by itself [env: AZURE_CLIENT_ID]
+    #[arg(long, value_name = "ID", help_heading = "Cloud IAM authentication")]
+    pub azure_client_id: Option<String>,
+
+    /// Use a Google Cloud SQL IAM token as the password (Application Default
+    /// Credentials); needs --google-instance [pgmi.yaml: auth_method: google]
+    #[arg(long, help_heading = "Cloud IAM authentication")]
+    pub google: bool,
+
+    /// Cloud SQL instance as project:region:instance; its address is looked up unless a
+    /// host is given; does not turn on --google by itself [pgmi.yaml: google_instance]
+    #[arg(
+        long,
+        value_name = "PROJECT:REGION:INSTANCE",
+        help_heading = "Cloud IAM authentication"
+    )]
+    pub google_instance: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,11 +15,11 @@
 //!   sslcert: client.crt
 //!   sslkey: client.key
 //!   sslrootcert: ca.pem
-//!   auth_method: password
-//!   azure_tenant_id: ...  # accepted for the reference's files; cloud auth is not built
-//!   azure_client_id: ...
-//!   aws_region: ...
-//!   google_instance: ...
+//!   auth_method: password # or aws, azure, google: a cloud IAM token is the password
+//!   azure_tenant_id: ...  # below --azure-tenant-id and AZURE_TENANT_ID
+//!   azure_client_id: ...  # below --azure-client-id and AZURE_CLIENT_ID
+//!   aws_region: ...       # below --aws-region, AWS_REGION and AWS_DEFAULT_REGION
+//!   google_instance: ...  # project:region:instance, below --google-instance
 //! params:                # deployment parameters, below --params-file and --param
 //!   env: development
 //! timeout: 3m            # used when --timeout is not given
@@ -36,9 +36,10 @@
 //! * `sslmode`, `port`, `timeout` and `auth_method` are checked when the file is read, even
 //!   when a flag or the environment overrides them, so a broken file never waits for the
 //!   day it is used.
-//! * `auth_method`: empty or `password` is password authentication; `azure`, `aws` and
-//!   `google` exit 10, because this version cannot do cloud authentication and must not
-//!   quietly connect with a password instead; anything else exits 10 too.
+//! * `auth_method`: empty or `password` is password authentication; `aws`, `azure` and
+//!   `google` turn on cloud IAM authentication (`cloud/`) unless a flag chose a provider;
+//!   anything else exits 10 (the reference takes any other value as `password`, which
+//!   hides a typo such as `auth_method: asw`).
 //! * An empty file (or one with only comments) is an empty configuration; no file is none.
 //!
 //! Errors quote what the YAML decoder saw for scalars of the wrong type; the file is meant to
@@ -268,11 +269,9 @@ fn auth_method<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
         match text.to_ascii_lowercase().as_str() {
             "" => Ok(None),
             "password" => Ok(Some("password".to_string())),
-            "azure" | "aws" | "google" => Err(format!(
-                "cloud authentication (auth_method: {text}) is not supported by this version of pgmi-upload yet; remove auth_method and use a password (PGPASSWORD, .pgpass or the connection string)"
-            )),
+            method @ ("azure" | "aws" | "google") => Ok(Some(method.to_string())),
             _ => Err(format!(
-                "unknown auth_method {text:?}: expected password (azure, aws and google are not supported yet)"
+                "unknown auth_method {text:?}: expected password, aws, azure or google"
             )),
         }
     })
@@ -589,12 +588,15 @@ mod tests {
             let c = cfg(&format!("connection:\n  auth_method: {text}\n"));
             assert_eq!(c.is_ok(), ok, "{text}");
         }
-        for cloud in ["azure", "aws", "google"] {
-            let m = err(&format!("connection:\n  auth_method: {cloud}\n"));
-            assert!(m.contains("cloud authentication"), "{m}");
-            assert!(m.contains("not supported"), "{m}");
-            assert!(m.contains("line 2"), "{m}");
+        for cloud in ["azure", "aws", "Google"] {
+            let c = cfg(&format!("connection:\n  auth_method: {cloud}\n")).unwrap();
+            assert_eq!(c.connection.auth_method, Some(cloud.to_ascii_lowercase()));
         }
+        let m = err("connection:\n  auth_method: asw\n");
+        assert!(
+            m.contains("line 2") && m.contains("aws, azure or google"),
+            "{m}"
+        );
         assert!(err("connection:\n  auth_method: kerberos\n").contains("unknown auth_method"));
     }
 

@@ -33,8 +33,34 @@ pub struct Connector<'a> {
     pub tls: &'a crate::tls::Tls,
 }
 
+/// Why a connection could not be opened: the server or network said no, or (cloud IAM
+/// authentication) no token could be had.
+#[derive(Debug)]
+pub enum ConnectError {
+    Pg(postgres::Error),
+    Token(Failure),
+}
+
+impl ConnectError {
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            ConnectError::Pg(err) => err.code(),
+            ConnectError::Token(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Pg(err) => write!(f, "{}", error_chain(err)),
+            ConnectError::Token(failure) => f.write_str(&failure.message),
+        }
+    }
+}
+
 impl Connector<'_> {
-    fn config(&self, dbname: &str) -> postgres::Config {
+    fn config(&self, dbname: &str, token: Option<&str>) -> postgres::Config {
         let info = self.info;
         let mut config = postgres::Config::new();
         config
@@ -44,7 +70,9 @@ impl Connector<'_> {
             .dbname(dbname)
             .application_name(&info.application_name)
             .notice_callback(crate::notice::callback(self.start, self.verbose));
-        if let Some(password) = info.password_for(dbname) {
+        if let Some(token) = token {
+            config.password(token);
+        } else if let Some(password) = info.password_for(dbname) {
             config.password(password);
         }
         if let Some(options) = &info.options {
@@ -64,13 +92,34 @@ impl Connector<'_> {
         config
     }
 
-    /// Connect to `dbname`, retrying transient failures.
-    pub fn connect(&self, dbname: &str) -> Result<Client, postgres::Error> {
+    /// A cloud IAM token for one new connection, when cloud authentication is on.
+    fn token(&self) -> Result<Option<String>, Failure> {
+        let Some(cloud) = &self.info.cloud else {
+            return Ok(None);
+        };
+        let token = cloud.token(
+            &self.info.host,
+            self.info.port,
+            &self.info.user,
+            &crate::conninfo::process_env,
+        )?;
+        crate::report::verbose(
+            self.verbose,
+            &format!("{} token from {}", cloud.provider.title(), token.source),
+        );
+        Ok(Some(token.secret))
+    }
+
+    /// Connect to `dbname`, retrying transient failures. With cloud authentication a
+    /// token is fetched first (retries reuse it).
+    pub fn connect(&self, dbname: &str) -> Result<Client, ConnectError> {
+        let token = self.token().map_err(ConnectError::Token)?;
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 0;
         loop {
             let is_socket = self.info.host.starts_with('/');
-            match crate::tls::connect(&self.config(dbname), self.tls, is_socket) {
+            let config = self.config(dbname, token.as_deref());
+            match crate::tls::connect(&config, self.tls, is_socket) {
                 Ok(client) => return Ok(client),
                 Err(err) if attempt < RETRIES && is_retryable(&err) && self.time_left(delay) => {
                     crate::report::verbose(
@@ -84,7 +133,7 @@ impl Connector<'_> {
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(err) => return Err(err),
+                Err(err) => return Err(ConnectError::Pg(err)),
             }
         }
     }
@@ -204,11 +253,15 @@ fn io_error_kind(err: &postgres::Error) -> Option<io::ErrorKind> {
 
 /// A connect failure as a short actionable message (exit 11).
 pub fn connect_failure(
-    err: &postgres::Error,
+    err: &ConnectError,
     info: &ConnInfo,
     tls: &crate::tls::Tls,
     dbname: &str,
 ) -> Failure {
+    let err = match err {
+        ConnectError::Pg(err) => err,
+        ConnectError::Token(failure) => return failure.clone(),
+    };
     let server = if info.host.starts_with('/') {
         format!("socket {}/.s.PGSQL.{}", info.host, info.port)
     } else {
@@ -220,6 +273,9 @@ pub fn connect_failure(
     );
     let mut failure = Failure::from_pg(Exit::ConnectionFailed, &what, err);
     let hint = match err.code().map(SqlState::code) {
+        Some("28P01" | "28000") if info.cloud.is_some() => {
+            info.cloud.as_ref().map(|cloud| cloud.refused_hint(&info.user))
+        }
         Some("28P01") => Some(match info.password_source(dbname) {
             Some(source) => format!("the password from {source} was not accepted; check it, or the user name"),
             None => "no password was given: set PGPASSWORD, add a line to ~/.pgpass (PGPASSFILE), or put it in the connection string".to_string(),

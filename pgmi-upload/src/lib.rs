@@ -14,6 +14,7 @@
 
 mod approve;
 pub mod cli;
+mod cloud;
 mod commands;
 mod config;
 mod connect;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use postgres::Client;
 
 pub mod cluster;
+pub mod stand_in;
 
 fn host() -> String {
     std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".to_string())

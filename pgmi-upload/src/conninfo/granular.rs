@@ -78,6 +78,7 @@ pub(super) fn from_parts(args: &ConnectionArgs, inputs: &Inputs<'_>) -> Result<C
         options: None,
         tls,
         passfile: None,
+        cloud: None,
         sources: Sources {
             host: host_source,
             port: port_source,

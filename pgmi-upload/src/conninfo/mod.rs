@@ -83,6 +83,8 @@ pub struct ConnInfo {
     /// The password file, read when no explicit password was given (and it exists and is
     /// private).
     pub passfile: Option<PassFile>,
+    /// Cloud IAM authentication: a token fetched per connection is the password.
+    pub cloud: Option<crate::cloud::CloudAuth>,
     pub sources: Sources,
 }
 
@@ -146,11 +148,20 @@ impl ConnInfo {
             secret: true,
         };
         let s = &self.sources;
-        vec![
+        let password = match &self.cloud {
+            Some(cloud) => Field {
+                name: "password",
+                value: format!("{} token, fetched per connection", cloud.provider.name()),
+                source: Some(cloud.enabled_by.clone()),
+                secret: true,
+            },
+            None => secret("password", self.password_source(&self.target_db)),
+        };
+        let mut fields = vec![
             plain("host", self.host.clone(), &s.host),
             plain("port", self.port.to_string(), &s.port),
             plain("user", self.user.clone(), &s.user),
-            secret("password", self.password_source(&self.target_db)),
+            password,
             plain("database", self.target_db.clone(), &s.target_db),
             plain(
                 "maintenance_database",
@@ -175,7 +186,11 @@ impl ConnInfo {
                 &self.connect_timeout.map(|d| d.as_secs().to_string()),
                 &s.connect_timeout,
             ),
-        ]
+        ];
+        if let Some(cloud) = &self.cloud {
+            fields.extend(cloud.fields());
+        }
+        fields
     }
 
     /// One line for `--verbose`: `name=value (source)` for each set field; secrets only
@@ -190,6 +205,9 @@ impl ConnInfo {
                 _ => !f.value.is_empty(),
             })
             .map(|f| match (&f.source, f.secret) {
+                (Some(source), true) if self.cloud.is_some() && f.name == "password" => {
+                    format!("{}: {} ({source})", f.name, f.value)
+                }
                 (None, true) => format!("{}: unset", f.name),
                 (Some(source), true) => format!("{}: set (from {source})", f.name),
                 (Some(source), false) => format!("{}={} ({source})", f.name, f.value),
@@ -274,7 +292,23 @@ pub fn resolve_with(
             info.sources.host
         )));
     }
-    let mut warnings = Vec::new();
+    let (cloud, mut warnings) = crate::cloud::resolve(args, inputs, &info.sources.user)?;
+    if cloud.is_some() {
+        // Every cloud needs TLS for its tokens; libpq's `prefer` would fall back to clear
+        // text, so an sslmode nobody chose becomes `require`.
+        if info.sources.sslmode == Source::Default {
+            info.tls.mode = crate::tls::SslMode::Require;
+            info.sources.sslmode = Source::Cloud;
+        }
+        if info.password.is_some() {
+            warnings.push(format!(
+                "the password from {} is not used: cloud IAM authentication uses a token",
+                info.sources.password.clone().unwrap_or(Source::Default)
+            ));
+        }
+        info.cloud = cloud;
+        return Ok((info, warnings));
+    }
     if info.password.is_none() {
         let (location, source) = match passfile_keyword {
             Some((path, source)) => (Some(PathBuf::from(path)), Some(source)),

@@ -30,6 +30,8 @@ pub enum Source {
     OsUser,
     /// A line of the password file.
     PgPass { path: PathBuf, line: usize },
+    /// Chosen because cloud IAM authentication is on (`sslmode` becomes `require`).
+    Cloud,
 }
 
 impl fmt::Display for Source {
@@ -47,6 +49,7 @@ impl fmt::Display for Source {
             Source::PgPass { path, line } => {
                 write!(f, "password file {} line {line}", path.display())
             }
+            Source::Cloud => f.write_str("cloud IAM authentication"),
         }
     }
 }

@@ -130,6 +130,7 @@ pub(super) fn from_string(
         options,
         tls,
         passfile: None,
+        cloud: None,
         sources: Sources {
             host: src.clone(),
             port: if parts.port.is_some() {
