@@ -32,9 +32,11 @@ ensure_packages() {
     # postgresql-server-dev-N brings the headers and the clang that pgrx's bindgen needs;
     # build-essential/pkg-config/libssl-dev build cargo-pgrx; sudo is used by
     # `cargo pgrx test --runas postgres`; pgbouncer is started by tests/tests/locks.rs
-    # (its own instance on a free loopback port) to test the pooler check.
+    # (its own instance on a free loopback port) to test the pooler check; faketime runs
+    # pgmi-upload at the frozen clock of the recorded AWS reference tokens
+    # (tests/tests/cloud_aws.rs).
     local wanted=(postgresql-"$PG_MAJOR" postgresql-server-dev-"$PG_MAJOR" build-essential
-                  pkg-config libssl-dev sudo ca-certificates pgbouncer)
+                  pkg-config libssl-dev sudo ca-certificates pgbouncer faketime)
     local missing=() p
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -257,10 +257,16 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     };
     let watchdog = Watchdog::start(timeout.map(|t| start + t));
     let offline = prepare_offline(args, &files);
-    let (info, mut packed, script, tls) = match offline {
+    let (mut info, mut packed, script, mut tls) = match offline {
         Ok(parts) => parts,
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     };
+    // Google Cloud SQL without a host: the Admin API says where the instance is.
+    match crate::cloud::locate_instance(&mut info, args.verbose) {
+        Ok(Some(located)) => tls = located,
+        Ok(None) => {}
+        Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
+    }
     if args.overwrite {
         if let Err(failure) =
             crate::overwrite::refuse_protected(&info.target_db, &info.maintenance_db)

@@ -547,11 +547,11 @@ fn bad_pgmi_yaml_is_refused_naming_key_and_line() {
     );
 
     let project =
-        Project::with_deploy("SELECT 1;").file("pgmi.yaml", "connection:\n  auth_method: azure\n");
+        Project::with_deploy("SELECT 1;").file("pgmi.yaml", "connection:\n  auth_method: asw\n");
     assert_refused(
         &project,
         &db,
-        &["pgmi.yaml line 2", "cloud authentication", "not supported"],
+        &["pgmi.yaml line 2", "unknown auth_method", "aws, azure or google"],
     );
 }
 

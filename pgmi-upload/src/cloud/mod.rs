@@ -480,3 +480,101 @@ pub fn resolve(
         warnings,
     ))
 }
+
+/// Google Cloud SQL without a host given on purpose: ask the Cloud SQL Admin API where
+/// the instance is, connect to its address, and verify the server with the instance's
+/// own CA (`verify-ca`: Cloud SQL server certificates name the instance, not a host).
+/// Returns the TLS set-up to use instead of the one built from the settings, or `None`
+/// when nothing changed (not Google, or a host was given).
+pub fn locate_instance(
+    info: &mut crate::conninfo::ConnInfo,
+    verbose: bool,
+) -> Result<Option<crate::tls::Tls>, Failure> {
+    let Some(cloud) = &info.cloud else {
+        return Ok(None);
+    };
+    let Provider::Google(settings) = &cloud.provider else {
+        return Ok(None);
+    };
+    if info.sources.host != Source::Default {
+        return Ok(None);
+    }
+    let http = http::Http::default();
+    let request = Request {
+        host: &info.host,
+        port: info.port,
+        user: &info.user,
+        env: &crate::conninfo::process_env,
+        http: &http,
+        now: SystemTime::now(),
+    };
+    let address =
+        google::resolve_instance(settings, &request).map_err(|err| cloud.failure(&err))?;
+    crate::report::verbose(
+        verbose,
+        &format!(
+            "Cloud SQL instance {} is at {}",
+            settings.instance, address.host
+        ),
+    );
+    info.host = address.host;
+    info.sources.host = Source::Cloud;
+    let pem = match address.server_ca_pem {
+        // The user's own trust settings stand.
+        Some(pem) if info.tls.rootcert.is_none() => pem,
+        _ => return crate::tls::prepare(&info.tls).map(Some),
+    };
+    if matches!(
+        info.tls.mode,
+        crate::tls::SslMode::Prefer | crate::tls::SslMode::Require
+    ) || info.sources.sslmode == Source::Cloud
+    {
+        info.tls.mode = crate::tls::SslMode::VerifyCa;
+        info.sources.sslmode = Source::Cloud;
+    }
+    // The TLS context reads its files once, here; the CA file lives only that long.
+    let file = PrivateFile::write("pgmi-cloudsql-ca", pem.as_bytes()).map_err(|e| {
+        Failure::new(
+            Exit::General,
+            format!("could not write the instance's CA certificate to a temporary file: {e}"),
+        )
+    })?;
+    let mut settings = info.tls.clone();
+    settings.rootcert = Some(file.path.display().to_string());
+    let tls = crate::tls::prepare(&settings);
+    drop(file);
+    tls.map(Some)
+}
+
+/// A file only this user can read, removed when dropped.
+struct PrivateFile {
+    path: std::path::PathBuf,
+}
+
+impl PrivateFile {
+    fn write(prefix: &str, bytes: &[u8]) -> std::io::Result<PrivateFile> {
+        use std::io::Write;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("{prefix}-{}-{nanos}.pem", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path)?;
+        file.write_all(bytes)?;
+        Ok(PrivateFile { path })
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -26,9 +26,10 @@
 //!   stores from it (sources and SQL test files), in byte order;
 //! * `parameters`: array of `key` (lower-cased, as stored), `source` (`pgmi.yaml`,
 //!   `--params-file <file>` or `--param`) and, when earlier sources gave the key too, `overriddenSources`;
-//! * `connection`: `resolved` (bool); when true, `host`, `port`, `user`, `database` and
-//!   `description` (one line: also the maintenance database, sslmode, application name and
-//!   whether a password is set); when false, `error`.
+//! * `connection`: `resolved` (bool); when true, `host`, `port`, `user`, `database`,
+//!   `authMethod` (`password`, `aws`, `azure` or `google`) and `description` (one line:
+//!   also the maintenance database, sslmode, application name, whether a password is set,
+//!   and the cloud settings); when false, `error`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -114,6 +115,9 @@ struct Connection {
     user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<String>,
+    /// `password`, or the cloud whose IAM token is the password: `aws`, `azure`, `google`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,12 @@ fn info(args: &InfoArgs) -> Result<Info, Failure> {
             port: Some(c.port),
             user: Some(c.user.clone()),
             database: Some(c.target_db.clone()),
+            auth_method: Some(
+                c.cloud
+                    .as_ref()
+                    .map_or("password", |cloud| cloud.provider.name())
+                    .to_string(),
+            ),
             description: Some(c.describe()),
             error: None,
         },
@@ -152,6 +162,7 @@ fn info(args: &InfoArgs) -> Result<Info, Failure> {
             port: None,
             user: None,
             database: None,
+            auth_method: None,
             description: None,
             error: Some(redact(&failure.message)),
         },

@@ -384,6 +384,9 @@ fn passwd_user_name() -> Option<String> {
 }
 
 #[cfg(test)]
+mod cloud_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command, DeployArgs};
