@@ -20,13 +20,16 @@ Examples:
   pgmi-upload deploy . -d \"ci_$JOB_ID\" --overwrite --force   throw-away database per job
   pgmi-upload deploy . -d app --json --test-report junit=tests.xml
   pgmi-upload deploy . -d app --lock-timeout 5s --retries 3   never queue the app behind a lock
+  pgmi-upload deploy . --aws -h mydb.abc.eu-west-1.rds.amazonaws.com -U deployer -d app
 
 Connection sources, strongest first: flags; the environment (also filled from the
 project's .env, which never overrides a variable already set); pgmi.yaml; defaults.
 A connection string (--connection, PGMI_CONNECTION_STRING, DATABASE_URL) replaces
 the granular settings and cannot be combined with -h, -p, -U or --sslmode.
 Passwords: the connection string, PGPASSWORD, or ~/.pgpass (PGPASSFILE). There is no
-password flag.
+password flag. --aws, --azure or --google use the cloud's IAM token instead, from the
+usual credential chain of each cloud (AWS_*, AZURE_*, GOOGLE_APPLICATION_CREDENTIALS,
+workload identity, the CLI's login, the metadata services).
 
 Environment:
   PGHOST, PGPORT, PGUSER, PGDATABASE    defaults for -h, -p, -U, -d
