@@ -23,7 +23,7 @@ BEGIN
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])')]) p
          WHERE p IS NOT NULL)
     LOOP
-        EXECUTE 'DROP FUNCTION ' || v_routine::text;
+        EXECUTE 'DROP FUNCTION ' OPERATOR(pg_catalog.||) v_routine::text;
     END LOOP;
     IF pg_catalog.to_regtype('pg_temp._pgmi_test_result') IS NOT NULL THEN
         DROP TYPE pg_temp._pgmi_test_result;

@@ -41,9 +41,9 @@ DECLARE
     v_name text;
 BEGIN
     FOR v_name IN SELECT s.name FROM pg_catalog.pg_prepared_statements s
-                   WHERE s.name LIKE '\_pgmi\_result\_%' OR s.name LIKE '\_pgmi\_suite\_%'
+                   WHERE s.name OPERATOR(pg_catalog.~~) '\_pgmi\_result\_%' OR s.name OPERATOR(pg_catalog.~~) '\_pgmi\_suite\_%'
     LOOP
-        EXECUTE 'DEALLOCATE ' || pg_catalog.quote_ident(v_name);
+        EXECUTE 'DEALLOCATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(v_name);
     END LOOP;
 END
 $pgmi$;
@@ -123,7 +123,7 @@ BEGIN
         PERFORM pg_temp.pgmi_test_callback(
             ROW(p_event, p_path, p_directory, p_depth, p_ordinal, NULL)::pg_temp.pgmi_test_event);
     ELSE
-        EXECUTE 'SELECT ' || p_callback || '($1)'
+        EXECUTE 'SELECT ' OPERATOR(pg_catalog.||) p_callback OPERATOR(pg_catalog.||) '($1)'
             USING ROW(p_event, p_path, p_directory, p_depth, p_ordinal, NULL)::pg_temp.pgmi_test_event;
     END IF;
 END
@@ -225,34 +225,34 @@ DECLARE
 BEGIN
     BEGIN
         LOOP
-            IF v_pos > v_last THEN
+            IF v_pos OPERATOR(pg_catalog.>) v_last THEN
                 RAISE EXCEPTION 'pgmi_test: the plan ended inside directory %', v_dir
                     USING ERRCODE = 'XX000';
-            ELSIF p_type[v_pos] = 'teardown' AND p_dir[v_pos] = v_dir THEN
+            ELSIF p_type[v_pos] OPERATOR(pg_catalog.=) 'teardown' AND p_dir[v_pos] OPERATOR(pg_catalog.=) v_dir THEN
                 PERFORM pg_temp._pgmi_test_emit(p_callback, 'teardown_start', NULL, v_dir,
                                                 p_depth[v_pos], v_pos);
                 v_closing := true;
                 RAISE SQLSTATE 'PGMIR';
-            ELSIF p_type[v_pos] = 'teardown' THEN
+            ELSIF p_type[v_pos] OPERATOR(pg_catalog.=) 'teardown' THEN
                 PERFORM pg_temp._pgmi_test_emit(p_callback, 'teardown_start', NULL,
                                                 p_dir[v_pos], p_depth[v_pos], v_pos);
                 PERFORM pg_temp._pgmi_test_emit(p_callback, 'teardown_end', NULL,
                                                 p_dir[v_pos], p_depth[v_pos], v_pos);
-                v_pos := v_pos + 1;
-            ELSIF p_dir[v_pos] <> v_dir THEN
+                v_pos := v_pos OPERATOR(pg_catalog.+) 1;
+            ELSIF p_dir[v_pos] OPERATOR(pg_catalog.<>) v_dir THEN
                 v_pos := pg_temp._pgmi_test_section(p_type, p_path, p_dir, p_depth, v_pos,
                                                     p_callback, p_suite);
-            ELSIF p_type[v_pos] = 'fixture' THEN
+            ELSIF p_type[v_pos] OPERATOR(pg_catalog.=) 'fixture' THEN
                 PERFORM pg_temp._pgmi_test_emit(p_callback, 'fixture_start', p_path[v_pos],
                                                 v_dir, p_depth[v_pos], v_pos);
-                v_micros := v_micros || pg_temp._pgmi_test_script(p_suite, v_pos, 'fixture',
+                v_micros := v_micros OPERATOR(pg_catalog.||) pg_temp._pgmi_test_script(p_suite, v_pos, 'fixture',
                                                                   p_path[v_pos], v_dir);
-                v_ordinals := v_ordinals || v_pos;
-                v_types := v_types || 'fixture'::text;
-                v_paths := v_paths || p_path[v_pos];
+                v_ordinals := v_ordinals OPERATOR(pg_catalog.||) v_pos;
+                v_types := v_types OPERATOR(pg_catalog.||) 'fixture'::text;
+                v_paths := v_paths OPERATOR(pg_catalog.||) p_path[v_pos];
                 PERFORM pg_temp._pgmi_test_emit(p_callback, 'fixture_end', p_path[v_pos],
                                                 v_dir, p_depth[v_pos], v_pos);
-                v_pos := v_pos + 1;
+                v_pos := v_pos OPERATOR(pg_catalog.+) 1;
             ELSE
                 BEGIN
                     -- the callback is called directly on this hot path, not through
@@ -266,11 +266,11 @@ BEGIN
                             USING ROW('test_start', p_path[v_pos], v_dir, p_depth[v_pos], v_pos,
                                       NULL)::pg_temp.pgmi_test_event;
                     END IF;
-                    v_micros := v_micros || pg_temp._pgmi_test_script(p_suite, v_pos, 'test',
+                    v_micros := v_micros OPERATOR(pg_catalog.||) pg_temp._pgmi_test_script(p_suite, v_pos, 'test',
                                                                       p_path[v_pos], v_dir);
-                    v_ordinals := v_ordinals || v_pos;
-                    v_types := v_types || 'test'::text;
-                    v_paths := v_paths || p_path[v_pos];
+                    v_ordinals := v_ordinals OPERATOR(pg_catalog.||) v_pos;
+                    v_types := v_types OPERATOR(pg_catalog.||) 'test'::text;
+                    v_paths := v_paths OPERATOR(pg_catalog.||) p_path[v_pos];
                     IF p_callback IS NULL THEN
                         PERFORM pg_temp.pgmi_test_callback(ROW('test_end', p_path[v_pos],
                             v_dir, p_depth[v_pos], v_pos, NULL)::pg_temp.pgmi_test_event);
@@ -294,7 +294,7 @@ BEGIN
                     END IF;
                     v_testing := false;
                 END;
-                v_pos := v_pos + 1;
+                v_pos := v_pos OPERATOR(pg_catalog.+) 1;
             END IF;
         END LOOP;
     EXCEPTION
@@ -313,7 +313,7 @@ BEGIN
     PERFORM pg_temp._pgmi_test_flush(p_suite, v_ordinals, v_types, v_paths, v_dir, v_micros);
     PERFORM pg_temp._pgmi_test_emit(p_callback, 'teardown_end', NULL, v_dir, p_depth[v_pos],
                                     v_pos);
-    RETURN v_pos + 1;
+    RETURN v_pos OPERATOR(pg_catalog.+) 1;
 END
 $fn$;
 
@@ -342,7 +342,7 @@ DECLARE
     v_detail  text;
 BEGIN
     -- The callback: the reference's name rule, then resolved as the caller's session would.
-    IF v_name !~ '^[a-zA-Z_][a-zA-Z0-9_]*([.][a-zA-Z_][a-zA-Z0-9_]*)?$' THEN
+    IF v_name OPERATOR(pg_catalog.!~) '^[a-zA-Z_][a-zA-Z0-9_]*([.][a-zA-Z_][a-zA-Z0-9_]*)?$' THEN
         RAISE EXCEPTION 'Invalid callback name: %. Expected [schema.]function identifier.', v_name
             USING ERRCODE = '22023';
     END IF;
@@ -381,20 +381,20 @@ BEGIN
     -- Suites are numbered per session; the marker survives rollbacks like the results.
     SELECT pg_catalog.count(*)::int OPERATOR(pg_catalog.+) 1 INTO v_suite
       FROM pg_catalog.pg_prepared_statements s
-     WHERE s.name LIKE '\_pgmi\_suite\_%';
+     WHERE s.name OPERATOR(pg_catalog.~~) '\_pgmi\_suite\_%';
     EXECUTE pg_catalog.format('PREPARE %I AS SELECT %s', '_pgmi_suite_' OPERATOR(pg_catalog.||) v_suite, v_suite);
 
     v_last := pg_catalog.cardinality(v_type);
     BEGIN
         PERFORM pg_temp._pgmi_test_emit(v_cb, 'suite_start', NULL, '', 0, 0);
-        WHILE v_pos <= v_last LOOP
-            IF v_type[v_pos] = 'teardown' THEN
+        WHILE v_pos OPERATOR(pg_catalog.<=) v_last LOOP
+            IF v_type[v_pos] OPERATOR(pg_catalog.=) 'teardown' THEN
                 -- a tree root with no fixtures or tests of its own
                 PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_start', NULL, v_dir[v_pos],
                                                 v_depth[v_pos], v_pos);
                 PERFORM pg_temp._pgmi_test_emit(v_cb, 'teardown_end', NULL, v_dir[v_pos],
                                                 v_depth[v_pos], v_pos);
-                v_pos := v_pos + 1;
+                v_pos := v_pos OPERATOR(pg_catalog.+) 1;
             ELSE
                 v_pos := pg_temp._pgmi_test_section(v_type, v_path, v_dir, v_depth, v_pos,
                                                     v_cb, v_suite);

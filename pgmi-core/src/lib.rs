@@ -25,3 +25,14 @@ pub mod project;
 pub mod scaffold;
 pub mod split;
 pub mod testplan;
+
+/// Where the pgmi extension is installed, as the `FROM … WHERE …` part of a query that
+/// selects from `n.nspname` (the schema's name): one text for the extension, the
+/// uploader's session probe and the psql script. A macro, so each use can be a
+/// compile-time `concat!`.
+#[macro_export]
+macro_rules! extension_schema_from {
+    () => {
+        "pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname OPERATOR(pg_catalog.=) 'pgmi'"
+    };
+}

@@ -18,7 +18,7 @@
 //! * Error texts are the reference's, byte for byte (without the `: invalid configuration`
 //!   suffix Go's error wrapping adds; the caller maps every [`MetaError`] to exit 10).
 
-mod go_text;
+pub(crate) mod go_text;
 mod uuid;
 mod xml;
 

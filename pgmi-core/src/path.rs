@@ -451,31 +451,10 @@ pub fn check_source_row(sp: &SourcePath) -> Result<(), ConstraintViolation> {
     Ok(())
 }
 
-/// Quotes `s` the way Go's `%q` does (used where the reference's messages quote a path),
-/// escaping quotes, backslashes and control characters.
+/// Quotes `s` the way Go's `%q` does (used where the reference's messages quote a path):
+/// the one Go quoting of the crate, `meta::go_text::quote`.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::meta::go_text::quote(s.as_bytes())
 }
 
 #[cfg(test)]

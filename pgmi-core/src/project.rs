@@ -147,6 +147,13 @@ pub fn route(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
 
 /// [`route`] one file at a time, for files that arrive in order (a bundle being unpacked).
 /// After an error the router must not be fed again.
+/// Whether `path` may follow `previous` in a stream of files: strictly ascending byte
+/// order (the order bundles are written in, which lets a loader check uniqueness and
+/// route files without holding them all).
+pub fn ascends(previous: Option<&str>, path: &str) -> bool {
+    previous.is_none_or(|p| p < path)
+}
+
 #[derive(Default)]
 pub struct Router {
     project: Project,
@@ -157,7 +164,7 @@ pub struct Router {
 impl Router {
     /// Whether `path` may come next: paths must arrive in strictly ascending byte order.
     pub fn in_order(&self, path: &str) -> bool {
-        self.previous.as_deref().is_none_or(|p| p < path)
+        ascends(self.previous.as_deref(), path)
     }
 
     /// Checks and routes one file (excluded paths are ignored). Files must come in byte

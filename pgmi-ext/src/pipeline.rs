@@ -496,7 +496,7 @@ struct Feeder {
 
 impl Feeder {
     fn in_order(&self, path: &str) -> bool {
-        self.previous.as_deref().is_none_or(|p| p < path)
+        pgmi_core::project::ascends(self.previous.as_deref(), path)
     }
 
     fn feed(&mut self, file: RawFile) {

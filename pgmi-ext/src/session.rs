@@ -129,9 +129,10 @@ fn create_objects_now() {
         }
         let schema = client
             .select(
-                "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-                  WHERE e.extname = 'pgmi'",
+                concat!(
+                    "SELECT pg_catalog.quote_ident(n.nspname) FROM ",
+                    pgmi_core::extension_schema_from!()
+                ),
                 None,
                 &[],
             )?

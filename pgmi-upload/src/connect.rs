@@ -174,11 +174,25 @@ impl Connector<'_> {
             .map_err(|err| connect_failure(&err, self.info, self.tls, target))
     }
 
-    /// A connection to the maintenance database (exit 11 when it fails).
+    /// A connection to the maintenance database (exit 11 when it fails). Only pgmi-upload's
+    /// own SQL runs there, so its search path is pinned to `pg_catalog` first: operators
+    /// in its queries (`=`, `||`, and those `IN` and `IS DISTINCT FROM` look up, which no
+    /// syntax can qualify) resolve to the built-in ones whatever other roles created.
     pub fn connect_maintenance(&self) -> Result<Client, Failure> {
         let maintenance = &self.info.maintenance_db;
-        self.connect(maintenance)
-            .map_err(|err| connect_failure(&err, self.info, self.tls, maintenance))
+        let mut client = self
+            .connect(maintenance)
+            .map_err(|err| connect_failure(&err, self.info, self.tls, maintenance))?;
+        client
+            .batch_execute("SET search_path = pg_catalog, pg_temp")
+            .map_err(|err| {
+                Failure::from_pg(
+                    Exit::ConnectionFailed,
+                    &format!("could not set up the connection to \"{maintenance}\""),
+                    &err,
+                )
+            })?;
+        Ok(client)
     }
 
     /// `CREATE DATABASE <target>` with the server's defaults, on the maintenance connection.

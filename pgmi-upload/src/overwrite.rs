@@ -234,7 +234,8 @@ fn terminate_others(admin: &mut Client, target: &str, count: i64) -> Result<(), 
     let result = admin.query(
         "SELECT pg_catalog.pg_terminate_backend(a.pid)
            FROM pg_catalog.pg_stat_activity a
-          WHERE a.datname = $1 AND a.pid <> pg_catalog.pg_backend_pid()",
+          WHERE a.datname OPERATOR(pg_catalog.=) $1
+            AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
         &[&target],
     );
     match result {

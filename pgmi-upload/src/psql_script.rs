@@ -181,11 +181,13 @@ fn portable_session(out: &mut String, project: &Project, parts: &Parts<'_>) {
 
 fn extension_session(out: &mut String, bundle: &[u8], parts: &Parts<'_>) {
     out.push_str(
-        "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmi') AS pgmi_install \\gset\n\\if :pgmi_install\nCREATE EXTENSION pgmi;\n\\endif\n",
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pgmi') AS pgmi_install \\gset\n\\if :pgmi_install\nCREATE EXTENSION pgmi;\n\\endif\n",
     );
-    out.push_str(
-        "SELECT pg_catalog.quote_ident(n.nspname) AS pgmi_schema FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi' \\gset\n",
-    );
+    out.push_str(concat!(
+        "SELECT pg_catalog.quote_ident(n.nspname) AS pgmi_schema FROM ",
+        pgmi_core::extension_schema_from!(),
+        " \\gset\n"
+    ));
     out.push_str("BEGIN;\nCREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP;\n");
     out.push_str("COPY pg_temp._pgmi_upload (data) FROM stdin;\n\\\\x");
     for b in bundle {

@@ -141,16 +141,18 @@ impl Availability {
 }
 
 fn availability(client: &mut Client) -> Result<Availability, Failure> {
-    const PROBE: &str = "SELECT \
-        (SELECT n.nspname FROM pg_catalog.pg_extension e \
-           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgmi'), \
-        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = 'pgmi'), \
-        (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), \
+    const PROBE: &str = concat!(
+        "SELECT (SELECT n.nspname FROM ",
+        pgmi_core::extension_schema_from!(),
+        "), \
+        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pgmi'), \
+        (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user), \
         (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
-           JOIN pg_catalog.pg_available_extensions a ON a.name = v.name \
-                                                  AND a.default_version = v.version \
-          WHERE v.name = 'pgmi'), \
-        pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')";
+           JOIN pg_catalog.pg_available_extensions a ON a.name OPERATOR(pg_catalog.=) v.name \
+                                                  AND a.default_version OPERATOR(pg_catalog.=) v.version \
+          WHERE v.name OPERATOR(pg_catalog.=) 'pgmi'), \
+        pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')"
+    );
     let rows = client
         .simple_query(PROBE)
         .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
@@ -442,7 +444,7 @@ pub fn end_transaction(client: &mut Client, verbose: bool) -> bool {
     let open = match retry_once_if_cancelled(client, |c| {
         scalar(
             c,
-            "SELECT pg_catalog.statement_timestamp() <> pg_catalog.transaction_timestamp()",
+            "SELECT pg_catalog.statement_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.transaction_timestamp()",
         )
     }) {
         Ok(value) => value.as_deref() == Some("t"),

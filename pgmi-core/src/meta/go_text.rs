@@ -65,7 +65,7 @@ pub(super) fn parse_bool_attr(value: &[u8]) -> Result<bool, String> {
 
 /// Go's `strconv.Quote` (and `%q`) of a byte string: double quotes, Go escapes, undecodable
 /// bytes as `\xNN`.
-pub(super) fn quote(b: &[u8]) -> String {
+pub(crate) fn quote(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
     let mut i = 0;
