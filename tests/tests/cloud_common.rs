@@ -17,7 +17,8 @@ fn offline_refusals_exit_10_before_any_connection() {
     let project = Project::with_deploy("SELECT 1;");
     // A host that cannot be reached: a refusal that waited for it would show as exit 11.
     let unreachable = ["-h", "192.0.2.1", "-p", "5"];
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             &["--aws", "--azure", "-U", "u"],
             &[],

@@ -19,7 +19,8 @@
 //! chain, as the SDKs do, so that a broken service principal is never quietly replaced by
 //! whatever identity the machine happens to have. Every credential read (secret,
 //! federated token, identity header, signed assertion) is registered for redaction before
-//! it is sent; messages name variables and files, never their secret contents.
+//! it is sent; messages name the variables, never what they hold, and show of a service's
+//! refusal only its error code and first line.
 
 mod certificate;
 mod cli;

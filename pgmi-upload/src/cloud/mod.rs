@@ -252,7 +252,7 @@ impl CloudAuth {
         Failure::new(
             Exit::ConnectionFailed,
             format!(
-                "could not get a {} token (enabled by {}): {tried}",
+                "could not get an IAM token for {} (enabled by {}): {tried}",
                 self.provider.title(),
                 self.enabled_by
             ),
