@@ -138,7 +138,7 @@ enum Miss {
     /// Not configured here: the next source is tried.
     Absent(Tried),
     /// Configured but unusable or refused: the search stops.
-    Failed(Tried, String),
+    Failed(Tried),
 }
 
 fn absent(source: &str, why: impl Into<String>) -> Miss {
@@ -149,30 +149,43 @@ fn absent(source: &str, why: impl Into<String>) -> Miss {
 }
 
 fn failed(source: &str, why: impl Into<String>) -> Miss {
-    Miss::Failed(
-        Tried {
-            source: source.to_string(),
-            why: why.into(),
-        },
-        format!(
-            "fix the credentials of {source}, or remove them so the next source is used; {HINT}"
-        ),
-    )
+    Miss::Failed(Tried {
+        source: source.to_string(),
+        why: why.into(),
+    })
 }
 
 type Source = fn(&Request<'_>, &str) -> Result<Token, Miss>;
 
+/// The sources in order, each with what to do when it is configured but fails.
+const SOURCES: [(Source, &str); 3] = [
+    (
+        from_env_file,
+        "fix the file GOOGLE_APPLICATION_CREDENTIALS names, or unset the variable to use gcloud's credentials or the metadata server",
+    ),
+    (
+        from_gcloud_file,
+        "run `gcloud auth application-default login` again (or `gcloud auth application-default revoke` to stop using these credentials), or set GOOGLE_APPLICATION_CREDENTIALS",
+    ),
+    (
+        from_metadata,
+        "the VM or service needs a service account (and, on Compute Engine, the cloud-platform access scope); or set GOOGLE_APPLICATION_CREDENTIALS",
+    ),
+];
+
 /// A token with `scope` from the first source that is configured.
 fn access_token(request: &Request<'_>, scope: &str) -> Result<Token, CloudError> {
-    let sources: [Source; 3] = [from_env_file, from_gcloud_file, from_metadata];
     let mut tried = Vec::new();
-    for source in sources {
+    for (source, hint) in SOURCES {
         match source(request, scope) {
             Ok(token) => return Ok(token),
             Err(Miss::Absent(t)) => tried.push(t),
-            Err(Miss::Failed(t, hint)) => {
+            Err(Miss::Failed(t)) => {
                 tried.push(t);
-                return Err(CloudError { tried, hint });
+                return Err(CloudError {
+                    tried,
+                    hint: hint.to_string(),
+                });
             }
         }
     }
@@ -475,7 +488,7 @@ fn authorized_user_token(
     let (secret, expires_at) = oauth_token(&response, request.now).map_err(|e| {
         failed(
             label,
-            format!("{} refused the refresh token: {e} (run `gcloud auth application-default login` again)", user.token_uri),
+            format!("{} refused the refresh token: {e}", user.token_uri),
         )
     })?;
     Ok(Token {
@@ -776,7 +789,7 @@ fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         )
     };
     let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    if !fraction.is_empty() && number(fraction).is_none() {
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let mut hms = whole.splitn(3, ':');
@@ -1300,6 +1313,41 @@ mod tests {
             query_escape(LOGIN_SCOPE),
             "https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fsqlservice.login"
         );
+    }
+
+    /// A configured source that fails ends the search with its own reason and hint; the
+    /// metadata server after it is not asked.
+    #[test]
+    fn a_broken_gcloud_file_stops_the_chain() {
+        let dir = std::env::temp_dir().join(format!("pgmi-google-broken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("application_default_credentials.json"),
+            r#"{"type": "authorized_user", "client_id": "x"}"#,
+        )
+        .unwrap();
+        let dir_text = dir.display().to_string();
+        let env = |name: &str| match name {
+            "CLOUDSDK_CONFIG" => Some(dir_text.clone()),
+            // Never asked (it would add a third entry, after a one-second wait).
+            "GCE_METADATA_HOST" => Some("192.0.2.1".to_string()),
+            _ => None,
+        };
+        let http = Http::default();
+        let request = Request {
+            host: "h",
+            port: 5432,
+            user: "u",
+            env: &env,
+            http: &http,
+            now: SystemTime::now(),
+        };
+        let err = access_token(&request, LOGIN_SCOPE).unwrap_err();
+        assert_eq!(err.tried.len(), 2, "{err:?}");
+        assert_eq!(err.tried[1].why, "no \"client_secret\" field");
+        assert!(err.tried[1].source.contains(&dir_text), "{err:?}");
+        assert!(err.hint.contains("gcloud auth application-default login"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// With nothing configured, every source is listed and the hint says what to do.
