@@ -307,6 +307,14 @@ pub fn connect_failure(
         Some("53300") => Some("the server has too many connections; retry later or raise max_connections".to_string()),
         Some("57P03") => Some("the server is starting up or shutting down; retry in a moment".to_string()),
         Some(_) => None,
+        None if info.sources.host == crate::conninfo::Source::Cloud
+            && error_chain(err).contains("certificate verify failed") =>
+        {
+            Some(format!(
+                "the server at {} did not present a certificate signed by the instance's CA that the Cloud SQL Admin API returned: check the instance name, or connect elsewhere with -h and --sslrootcert",
+                info.host
+            ))
+        }
         None => crate::tls::failure_hint(err, tls).or_else(|| transport_hint(err, info)),
     };
     if let Some(hint) = hint {

@@ -263,7 +263,10 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     };
     // Google Cloud SQL without a host: the Admin API says where the instance is.
     match crate::cloud::locate_instance(&mut info, args.verbose) {
-        Ok(Some(located)) => tls = located,
+        Ok(Some((located, described))) => {
+            report::verbose(args.verbose, &described);
+            tls = located;
+        }
         Ok(None) => {}
         Err(failure) => return (None, Err(classify(failure, &watchdog, args))),
     }

@@ -983,11 +983,17 @@ fn a_server_the_instance_ca_did_not_sign_is_refused() {
         connect_settings("region1", &unrelated_ca()),
     );
     assert_eq!(run.code, 11, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("certificate verify failed"),
-        "{}",
-        run.stderr
-    );
+    for needle in [
+        "certificate verify failed",
+        "signed by the instance's CA that the Cloud SQL Admin API returned",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} not in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("pgmi-cloudsql-ca"), "{}", run.stderr);
 }
 
 #[test]
@@ -1016,6 +1022,7 @@ fn an_admin_api_refusal_says_what_to_check() {
     let (run, _) = deploy_located(None, "postgres", answer);
     assert_eq!(run.code, 11, "{}", run.stderr);
     for expected in [
+        "could not look up Cloud SQL instance",
         "HTTP 403: PERMISSION_DENIED: Cloud SQL Admin API has not been used",
         "gcloud services enable sqladmin.googleapis.com",
         "Cloud SQL Client role",

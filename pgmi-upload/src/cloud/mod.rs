@@ -243,21 +243,24 @@ impl CloudAuth {
 
     /// Exit 11: no token, with every source tried.
     pub fn failure(&self, err: &CloudError) -> Failure {
+        self.failure_as(
+            err,
+            &format!(
+                "could not get an IAM token for {} (enabled by {})",
+                self.provider.title(),
+                self.enabled_by
+            ),
+        )
+    }
+
+    fn failure_as(&self, err: &CloudError, what: &str) -> Failure {
         let tried = err
             .tried
             .iter()
             .map(|t| format!("{}: {}", t.source, t.why))
             .collect::<Vec<_>>()
             .join("; ");
-        Failure::new(
-            Exit::ConnectionFailed,
-            format!(
-                "could not get an IAM token for {} (enabled by {}): {tried}",
-                self.provider.title(),
-                self.enabled_by
-            ),
-        )
-        .with_hint(err.hint.clone())
+        Failure::new(Exit::ConnectionFailed, format!("{what}: {tried}")).with_hint(err.hint.clone())
     }
 
     /// The hint when the server refused the token (28P01, 28000).
@@ -484,12 +487,13 @@ pub fn resolve(
 /// Google Cloud SQL without a host given on purpose: ask the Cloud SQL Admin API where
 /// the instance is, connect to its address, and verify the server with the instance's
 /// own CA (`verify-ca`: Cloud SQL server certificates name the instance, not a host).
-/// Returns the TLS set-up to use instead of the one built from the settings, or `None`
-/// when nothing changed (not Google, or a host was given).
+/// Returns the TLS set-up to use instead of the one built from the settings, with its
+/// description for `--verbose`, or `None` when nothing changed (not Google, or a host was
+/// given).
 pub fn locate_instance(
     info: &mut crate::conninfo::ConnInfo,
     verbose: bool,
-) -> Result<Option<crate::tls::Tls>, Failure> {
+) -> Result<Option<(crate::tls::Tls, String)>, Failure> {
     let Some(cloud) = &info.cloud else {
         return Ok(None);
     };
@@ -508,8 +512,15 @@ pub fn locate_instance(
         http: &http,
         now: SystemTime::now(),
     };
-    let address =
-        google::resolve_instance(settings, &request).map_err(|err| cloud.failure(&err))?;
+    let address = google::resolve_instance(settings, &request).map_err(|err| {
+        cloud.failure_as(
+            &err,
+            &format!(
+                "could not look up Cloud SQL instance {} (enabled by {})",
+                settings.instance, cloud.enabled_by
+            ),
+        )
+    })?;
     crate::report::verbose(
         verbose,
         &format!(
@@ -522,7 +533,11 @@ pub fn locate_instance(
     let pem = match address.server_ca_pem {
         // The user's own trust settings stand.
         Some(pem) if info.tls.rootcert.is_none() => pem,
-        _ => return crate::tls::prepare(&info.tls).map(Some),
+        _ => {
+            let tls = crate::tls::prepare(&info.tls)?;
+            let described = crate::tls::describe(&tls);
+            return Ok(Some((tls, described)));
+        }
     };
     if matches!(
         info.tls.mode,
@@ -543,7 +558,11 @@ pub fn locate_instance(
     settings.rootcert = Some(file.path.display().to_string());
     let tls = crate::tls::prepare(&settings);
     drop(file);
-    tls.map(Some)
+    let described = format!(
+        "TLS: sslmode {}, server certificate verified against the instance's CA from the Cloud SQL Admin API",
+        info.tls.mode.as_str()
+    );
+    tls.map(|tls| Some((tls, described)))
 }
 
 /// A file only this user can read, removed when dropped.
