@@ -551,7 +551,11 @@ fn bad_pgmi_yaml_is_refused_naming_key_and_line() {
     assert_refused(
         &project,
         &db,
-        &["pgmi.yaml line 2", "unknown auth_method", "aws, azure or google"],
+        &[
+            "pgmi.yaml line 2",
+            "unknown auth_method",
+            "aws, azure or google",
+        ],
     );
 }
 
