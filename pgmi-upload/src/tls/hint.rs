@@ -83,6 +83,18 @@ pub fn failure_hint(err: &postgres::Error, tls: &Tls) -> Option<String> {
     if lower.contains("alert certificate required") {
         return Some(client_cert_needed());
     }
+    // With TLS 1.3 the client finishes its side of the handshake before the server has
+    // judged the client certificate; the server's alert can then be lost to the reset of
+    // the connection it closes. The same cause, without the server's word for it.
+    let handshake = tls.seen.lock().unwrap_or_else(|e| e.into_inner()).handshake;
+    if handshake && (lower.contains("connection reset") || lower.contains("broken pipe")) {
+        if let Some(client) = &tls.client_cert {
+            return Some(format!(
+                "the server closed the connection right after the TLS handshake, which is how it rejects a client certificate it does not trust: is {} signed by a CA in the server's ssl_ca_file?",
+                client.cert.label()
+            ));
+        }
+    }
     None
 }
 
