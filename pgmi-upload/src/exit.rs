@@ -119,8 +119,9 @@ impl Failure {
                 db.code().code()
             ),
             sqlstate: Some(db.code().code().to_string()),
-            detail: db.detail().map(str::to_string),
-            hint: db.hint().map(str::to_string),
+            // An empty DETAIL or HINT (`RAISE … USING DETAIL = ''`) is no detail.
+            detail: db.detail().filter(|d| !d.is_empty()).map(str::to_string),
+            hint: db.hint().filter(|h| !h.is_empty()).map(str::to_string),
             where_: db.where_().map(str::to_string),
             location: None,
         }

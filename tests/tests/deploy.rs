@@ -459,3 +459,23 @@ both_kinds!(
     demo_project_deploys_twice,
     verbose_load_output_is_the_timing_line_not_housekeeping,
 );
+
+/// `RAISE … USING DETAIL = '', HINT = ''` carries empty fields; they are not printed as
+/// bare `DETAIL: ` and `HINT: ` lines (nor put in `--json`).
+#[test]
+fn empty_detail_and_hint_are_not_printed() {
+    let db = TestDb::unnamed("empty_detail");
+    let project = Project::with_deploy(
+        "DO $$ BEGIN RAISE EXCEPTION 'stop here' USING DETAIL = '', HINT = ''; END $$;\n",
+    );
+    let run = pgmi_tests::deploy(&project, &db.name, &[]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    assert!(run.stderr.contains("stop here"), "{}", run.stderr);
+    for line in run.stderr.lines() {
+        assert!(
+            !line.starts_with("DETAIL:") && !line.starts_with("HINT:"),
+            "{line:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
