@@ -1,5 +1,7 @@
-//! Build facts for `version`: the commit (when built from a git checkout) and the platform.
+//! Build facts for `version`: the commit (when built from a git checkout) and the platform;
+//! and the project templates (`../templates/<name>/…`), embedded for `init`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -15,10 +17,55 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     println!("cargo:rustc-env=PGMI_PLATFORM={os}/{arch}");
+    embed_templates();
     // A new commit changes HEAD (detached) or the branch ref it points to.
     for path in ["../.git/HEAD", "../.git/refs/heads", "../.git/packed-refs"] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+/// Writes `$OUT_DIR/templates.rs`: `TEMPLATE_FILES`, every file of every template as
+/// (template, path relative to it with `/`, bytes), sorted, dotfiles included.
+fn embed_templates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut files = Vec::new();
+    if root.is_dir() {
+        collect(&root, &root, &mut files);
+    }
+    files.sort();
+    let mut out = String::from("pub static TEMPLATE_FILES: &[(&str, &str, &[u8])] = &[\n");
+    for path in &files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let rel = path.strip_prefix(&root).expect("below the root");
+        let mut parts = rel.iter().map(|p| p.to_string_lossy().into_owned());
+        let template = parts.next().expect("a template directory");
+        let inside: Vec<String> = parts.collect();
+        out.push_str(&format!(
+            "    ({template:?}, {:?}, include_bytes!({:?})),\n",
+            inside.join("/"),
+            path.canonicalize()
+                .expect("canonical path")
+                .display()
+                .to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("templates.rs");
+    std::fs::write(dest, out).expect("write templates.rs");
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).expect("read a template directory");
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        println!("cargo:rerun-if-changed={}", path.display());
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.is_file() && path != root.join("README.md") {
+            files.push(path);
         }
     }
 }

@@ -79,6 +79,16 @@ Examples:
   pgmi-upload metadata scaffold . --write                 add them
   pgmi-upload metadata scaffold . --write --idempotent false";
 
+const INIT_AFTER_HELP: &str = "\
+Examples:
+  pgmi-upload init myapp                      basic template into ./myapp
+  pgmi-upload init . --template advanced      into the current directory
+  pgmi-upload templates list
+
+The target must be empty, or hold only pgmi.yaml and .env (which are kept). The project
+name is the target directory's name; it must be letters, digits, '_', '-' or '.'.
+Exit codes: 0 written, 2 unknown template, non-empty target or unusable name, 1 I/O error.";
+
 const COMPLETION_AFTER_HELP: &str = "\
 Examples:
   pgmi-upload completion bash > /etc/bash_completion.d/pgmi-upload
@@ -116,6 +126,12 @@ pub enum Command {
     /// Show what a deploy would load and where it would connect, without connecting
     #[command(after_help = INFO_AFTER_HELP, disable_help_flag = true)]
     Info(InfoArgs),
+    /// Start a project from a template: pgmi-upload init myapp [--template advanced]
+    #[command(after_help = INIT_AFTER_HELP)]
+    Init(InitArgs),
+    /// List the project templates, or describe one
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
     /// Check, order and scaffold <pgmi-meta> blocks, without connecting
     #[command(subcommand)]
     Metadata(MetadataCommand),
@@ -313,6 +329,29 @@ pub struct InfoArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the project in (created when missing)
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+
+    /// basic (learning, small systems) or advanced (production)
+    #[arg(short = 't', long, value_name = "NAME", default_value = "basic")]
+    pub template: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// One line per template, the recommended first
+    List,
+    /// What a template holds and what it is for
+    Describe {
+        /// basic or advanced
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,6 +45,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Deploy(args) => deploy_command(&args).code(),
         Command::Bundle(args) => bundle_command(&args).code(),
         Command::Info(args) => crate::commands::info::run(&args).code(),
+        Command::Init(args) => crate::commands::init::init(&args).code(),
+        Command::Templates(command) => crate::commands::init::templates(&command).code(),
         Command::Metadata(command) => crate::commands::metadata::run(&command).code(),
         Command::Completion { shell } => crate::commands::completion(shell).code(),
         Command::Man { dir } => crate::commands::man(dir.as_deref()).code(),

@@ -1,6 +1,8 @@
-//! The commands that never connect: `info`, `metadata`, `completion`, `man`.
+//! The commands that never connect: `info`, `init`, `templates`, `metadata`,
+//! `completion`, `man`.
 
 pub mod info;
+pub mod init;
 pub mod metadata;
 
 use clap::CommandFactory;
