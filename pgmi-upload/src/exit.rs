@@ -14,8 +14,7 @@ pub enum Exit {
     Success,
     /// Anything unclassified (I/O errors, SQL errors while preparing the session).
     General,
-    /// Bad flags or arguments (clap exits with 2 itself; listed for the table).
-    #[allow(dead_code)]
+    /// Bad flags or arguments (clap exits with 2 itself), and `init`'s refusals.
     Usage,
     /// A panic reached `main`.
     Panic,
