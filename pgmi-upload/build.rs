@@ -1,5 +1,6 @@
 //! Build facts for `version`: the commit (when built from a git checkout) and the platform;
-//! and the project templates (`../templates/<name>/…`), embedded for `init`.
+//! the project templates (`../templates/<name>/…`), embedded for `init`; and the user
+//! documentation (`../docs/*.md` and the README), embedded for `ai`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,7 @@ fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     println!("cargo:rustc-env=PGMI_PLATFORM={os}/{arch}");
     embed_templates();
+    embed_docs();
     // A new commit changes HEAD (detached) or the branch ref it points to.
     for path in ["../.git/HEAD", "../.git/refs/heads", "../.git/packed-refs"] {
         if std::path::Path::new(path).exists() {
@@ -68,4 +70,40 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
             files.push(path);
         }
     }
+}
+
+/// Writes `$OUT_DIR/docs.rs`: `DOCS`, (topic, text) for every `../docs/*.md` but the index,
+/// by name, and `readme` for the README.
+fn embed_docs() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = manifest.join("../docs");
+    println!("cargo:rerun-if-changed={}", docs.display());
+    let mut topics = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&docs) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            println!("cargo:rerun-if-changed={}", path.display());
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            if path.extension().is_some_and(|e| e == "md") && stem.as_deref() != Some("README") {
+                topics.push((stem.expect("a file name"), path));
+            }
+        }
+    }
+    topics.sort();
+    let readme = manifest.join("../README.md");
+    println!("cargo:rerun-if-changed={}", readme.display());
+    topics.push(("readme".to_string(), readme));
+    let mut out = String::from("pub static DOCS: &[(&str, &str)] = &[\n");
+    for (topic, path) in &topics {
+        out.push_str(&format!(
+            "    ({topic:?}, include_str!({:?})),\n",
+            path.canonicalize()
+                .expect("canonical path")
+                .display()
+                .to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("docs.rs");
+    std::fs::write(dest, out).expect("write docs.rs");
 }

@@ -96,7 +96,7 @@ const SYNTAX_HINT: &str =
 Expected format:\n  <pgmi-meta id=\"UUID\" idempotent=\"true|false\" sortKey=\"...\">\n    \
 <description>...</description>\n  </pgmi-meta>";
 const VALUE_HINT: &str = "Verify the metadata XML structure matches the expected format.\n\
-See: internal/metadata/schema.xsd for complete specification.";
+See: docs/session-api.md in the pgmi repository, or run `pgmi ai session-api`.";
 const OLD_FORMAT_HINT: &str = "The metadata format changed to remove XML namespaces.\n\n\
 Migration required:\n  OLD: <pgmi:meta xmlns:pgmi=\"https://pgmi.com/pgmi-metadata/v1\" ...>\n  \
 NEW: <pgmi-meta id=\"...\" idempotent=\"...\" sortKey=\"...\">\n\n\
@@ -105,8 +105,10 @@ const MULTIPLE_HINT: &str = "Only one <pgmi-meta> block is allowed per file. Rem
 const SIZE_HINT: &str =
     "Metadata should be concise. Move large descriptions to separate documentation files.\n\
 Typical metadata blocks are 200-500 bytes.";
+// The reference's hints name files of its own repository and commands we do not have; ours
+// name what exists here (docs/compatibility.md lists the difference).
 const VALIDATION_HINT: &str = "See metadata format documentation:\n  \
-Reference: docs/METADATA.md, or run `pgmi ai skill pgmi-metadata-system`\n  \
+Reference: docs/session-api.md in the pgmi repository, or run `pgmi ai session-api`\n  \
 Generate template: pgmi metadata scaffold <path>";
 
 /// Finds, parses and validates the metadata of one non-test SQL file. `path` is its `./` form

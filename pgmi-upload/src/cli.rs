@@ -135,6 +135,13 @@ pub enum Command {
     /// Check, order and scaffold <pgmi-meta> blocks, without connecting
     #[command(subcommand)]
     Metadata(MetadataCommand),
+    /// The user documentation, offline: the topics, or one topic's text (for reading and
+    /// for coding assistants)
+    Ai {
+        /// A topic from the list `ai` prints (session-api, testing, cookbook, cli, …)
+        #[arg(value_name = "TOPIC")]
+        topic: Option<String>,
+    },
     /// Print a shell completion script
     #[command(after_help = COMPLETION_AFTER_HELP)]
     Completion {

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Init(args) => crate::commands::init::init(&args).code(),
         Command::Templates(command) => crate::commands::init::templates(&command).code(),
         Command::Metadata(command) => crate::commands::metadata::run(&command).code(),
+        Command::Ai { topic } => crate::commands::ai(topic.as_deref()).code(),
         Command::Completion { shell } => crate::commands::completion(shell).code(),
         Command::Man { dir } => crate::commands::man(dir.as_deref()).code(),
     }

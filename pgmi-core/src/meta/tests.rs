@@ -86,7 +86,7 @@ fn check_50_required_attributes_and_bool() {
         e.message,
         "metadata error in ./migrations/001.sql: strconv.ParseBool: parsing \"yes\": invalid syntax\n\n\
          Hint: Verify the metadata XML structure matches the expected format.\n\
-         See: internal/metadata/schema.xsd for complete specification."
+         See: docs/session-api.md in the pgmi repository, or run `pgmi ai session-api`."
     );
     for (value, expected) in [("1", true), ("TRUE", true), ("", false), ("f", false)] {
         let m = get(&block(&format!(r#"id="{ID}" idempotent="{value}""#), "")).unwrap();
@@ -115,7 +115,7 @@ fn validation_message_is_numbered_and_exact() {
         "  Consider removing it or providing a meaningful description.",
         "",
         "See metadata format documentation:",
-        "  Reference: docs/METADATA.md, or run `pgmi ai skill pgmi-metadata-system`",
+        "  Reference: docs/session-api.md in the pgmi repository, or run `pgmi ai session-api`",
         "  Generate template: pgmi metadata scaffold <path>",
         "",
     ]

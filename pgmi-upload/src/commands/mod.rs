@@ -1,4 +1,4 @@
-//! The commands that never connect: `info`, `init`, `templates`, `metadata`,
+//! The commands that never connect: `info`, `init`, `templates`, `metadata`, `ai`,
 //! `completion`, `man`.
 
 pub mod info;
@@ -83,4 +83,45 @@ pub fn man(dir: Option<&std::path::Path>) -> Exit {
         }
     }
     Exit::Success
+}
+
+mod docs {
+    include!(concat!(env!("OUT_DIR"), "/docs.rs"));
+}
+
+/// `ai [TOPIC]`: the documentation of `docs/` and the README, embedded at build time, so a
+/// coding assistant (or anyone offline) reads the text of the version it runs. Without a
+/// topic: one line per topic, its first heading. Unknown topic: exit 2.
+pub fn ai(topic: Option<&str>) -> Exit {
+    let title = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("# "))
+            .unwrap_or("")
+            .to_string()
+    };
+    match topic {
+        None => {
+            let mut out = String::new();
+            for (name, text) in docs::DOCS {
+                out.push_str(&format!("{name:<16}{}\n", title(text)));
+            }
+            crate::report::print_stdout(&out);
+            eprintln!("Print one with: {} ai <topic>", program_name());
+            Exit::Success
+        }
+        Some(wanted) => match docs::DOCS.iter().find(|(name, _)| *name == wanted) {
+            Some((_, text)) => {
+                crate::report::print_stdout(text);
+                Exit::Success
+            }
+            None => {
+                let names: Vec<&str> = docs::DOCS.iter().map(|(n, _)| *n).collect();
+                eprintln!(
+                    "pgmi: error: unknown topic {wanted:?}; the topics are: {}",
+                    names.join(", ")
+                );
+                Exit::Usage
+            }
+        },
+    }
 }
