@@ -150,3 +150,28 @@ fn templates_list_and_describe() {
     let run = pgmi_upload(&["templates", "describe"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[test]
+fn ai_prints_the_documentation_of_this_version() {
+    let run = pgmi_upload(&["ai"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let topics: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for topic in ["session-api", "testing", "readme"] {
+        assert!(topics.contains(&topic), "{topic} not in {topics:?}");
+    }
+    // The text is the repository's own file, byte for byte.
+    let run = pgmi_upload(&["ai", "session-api"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/session-api.md");
+    assert_eq!(
+        run.stdout,
+        std::fs::read_to_string(file).expect("docs/session-api.md")
+    );
+    let run = pgmi_upload(&["ai", "flyway-internals"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("unknown topic"), "{}", run.stderr);
+}
