@@ -13,7 +13,7 @@ PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 # cargo-pgrx must be exactly the pgrx version the extension is built with.
 PGRX_VERSION=$(sed -n 's/^pgrx = "=\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml")
 # Keeps `cargo pgrx test`'s internal install build on the test build's rustflags, saving
-# a full second compile (pgrx-recipe.md, pitfall 5).
+# a full second compile (different rustflags make cargo rebuild every crate).
 export CARGO_PGRX_DISABLE_GC_SECTIONS_WORKAROUND=1
 export PGHOST=${PGHOST:-/var/run/postgresql}
 ME=$(id -un)

@@ -2,11 +2,11 @@
 //! splitter and error-position mapping.
 //!
 //! Invariants checked on every input (any bytes; the `&str` functions get the lossy UTF-8
-//! form), under the reference rules and PostgreSQL's (with `standard_conforming_strings`
-//! on and off):
+//! form), under `Rules::Reference` (the original pgmi's checksum rules) and PostgreSQL's (with
+//! `standard_conforming_strings` on and off):
 //! * pieces are non-empty, contiguous, in order and cover the input exactly, and each has
 //!   the shape its kind claims (opening delimiter, closing delimiter when terminated, runs to
-//!   the end when not); under the reference rules no construct could start inside code;
+//!   the end when not); under `Rules::Reference` no construct could start inside code;
 //! * every piece boundary of a `&str` is a char boundary;
 //! * the mask keeps the length and the code bytes and blanks comments; `mask` of a `&str`
 //!   is the same bytes (valid UTF-8, no lossy fallback);

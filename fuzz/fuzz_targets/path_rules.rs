@@ -8,7 +8,7 @@
 //!   name, the extension is a `.`-plus-alphanumeric suffix of the name);
 //! * a derived row can only break the name, depth and test-path constraints, and a row
 //!   that passes has depth ≤ 100 and a non-empty name;
-//! * `check_dunder` matches a straightforward re-implementation of the reference's regex
+//! * `check_dunder` matches a straightforward re-implementation of the original pgmi's regex
 //!   scan `/__([^/]+)__/`, and any segment it reports is a dunder segment of the path;
 //! * `go_quote` output is printable, quoted, and unquotes back to the input;
 //! * `is_sql_file` and `is_fixture` match their definitions;
@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(unquote(&quoted).as_deref(), Some(raw), "go_quote does not round-trip");
 });
 
-/// The reference's check, written as the regex engine runs it: find the leftmost match of
+/// The original pgmi's check, written as the regex engine runs it: find the leftmost match of
 /// `/__([^/]+)__/` at or after `pos`, test its group, resume after the match.
 fn reference_dunder(p: &str) -> Result<(), String> {
     let b = p.as_bytes();

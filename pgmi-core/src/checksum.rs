@@ -1,4 +1,4 @@
-//! The two content checksums (contract §3).
+//! The two content checksums (docs/session-api.md, "Checksums").
 //!
 //! Invariants:
 //!
@@ -7,7 +7,8 @@
 //! * **Output** is always 64 lowercase hex digits of SHA-256.
 //! * [`raw`] hashes the bytes as they are (`_pgmi_source.checksum`).
 //! * [`normalized`] hashes [`normalize`] (`pgmi_checksum`, `pgmi_plan_view.checksum`), which is
-//!   bit-for-bit the reference's normalisation:
+//!   bit-for-bit the original pgmi's normalisation, so checksums stored by projects deployed
+//!   with it still compare equal:
 //!   1. one left-to-right scan with the shared [`crate::lexer`] state machine: every line or
 //!      block comment becomes one space; strings, quoted identifiers and dollar bodies are kept
 //!      verbatim; every other byte has ASCII `A`–`Z` folded to lowercase (non-ASCII letters
@@ -154,7 +155,7 @@ mod tests {
     const USERS: &str = "770ec17e2277e313a56c78ecab71d0ee460922cac72efddf9869ca4194276572";
 
     #[test]
-    fn check_42_users_and_empty() {
+    fn pinned_checksums_of_a_query_and_of_empty_input() {
         assert_eq!(normalized(b"SELECT * FROM users;"), USERS);
         assert_eq!(normalized(b"SELECT * FROM USERS;"), USERS);
         assert_eq!(
@@ -166,14 +167,14 @@ mod tests {
     }
 
     #[test]
-    fn raw_examples_of_section_3_1() {
+    fn raw_checksum_of_select_1() {
         assert!(raw(b"SELECT 1;").starts_with("17db4fd3"));
         assert!(raw(b"SELECT 1;").ends_with("d11a"));
         assert_eq!(raw(b"SELECT 1;").len(), 64);
     }
 
     #[test]
-    fn check_43_equalities() {
+    fn comments_white_space_and_crlf_do_not_change_the_normalised_checksum() {
         for text in [
             "SELECT 1;",
             "-- header\nSELECT   1;  /* trailer */\n",
@@ -213,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn check_44_pinned_distinctions() {
+    fn case_inside_literals_identifiers_and_bodies_changes_the_checksum() {
         let differ = |a: &str, b: &str| {
             assert_ne!(
                 normalized(a.as_bytes()),

@@ -1,4 +1,4 @@
-//! The SQL scanners (contract §3.2 "Scan states", §6.6 "Masking") under two sets of rules.
+//! The SQL scanners, under two sets of rules, and the same-length mask built on them.
 //!
 //! * [`Rules::Postgres`] — PostgreSQL's own token rules ([`postgres`] lists them). The
 //!   `deploy.sql` splitter, the mask ([`mask`], used for the test macros and the psql script)
@@ -6,7 +6,7 @@
 //!   comment, a string or a statement boundary is what the server calls one. The
 //!   differential tests (`tests/differential.rs`, `scripts/differential.sh`) compare them
 //!   with PostgreSQL's scanner and parser.
-//! * [`Rules::Reference`] — the reference's checksum scanner, kept bit for bit because stored
+//! * [`Rules::Reference`] — the original pgmi's checksum scanner, kept bit for bit because stored
 //!   `pgmi_checksum` values depend on it. Only [`pieces`] (and so `checksum.rs`) uses it:
 //!   - `--` starts a line comment. It ends *before* the `\n` that closes it, or before the
 //!     `\r` of a closing `\r\n`; those bytes are code. EOF also ends it.
@@ -19,12 +19,12 @@
 //!   - `"` starts a quoted identifier; `""` stays inside, a lone `"` closes it.
 //!   - `$$` or `$tag$` (tag `[A-Za-z_][A-Za-z0-9_]*`, ASCII only) starts a dollar-quoted body
 //!     closed by the identical tag (case-sensitive). The preceding byte is not checked, so
-//!     `a$b$c` opens a body at `$b$` — a reference quirk the checksums depend on.
+//!     `a$b$c` opens a body at `$b$` — a quirk of the original pgmi the checksums depend on.
 //!   - Anything else is code. Unterminated strings, identifiers and bodies run to EOF.
 //!
 //!   Where the two disagree (`audit$v1$`, `$é$`, a `\r` ending a line comment, string
 //!   continuations, `standard_conforming_strings = off`) only the checksum follows the
-//!   reference; it is a hash, so a disagreement there can only make two files compare equal
+//!   original pgmi; it is a hash, so a disagreement there can only make two files compare equal
 //!   or different, never send or hide SQL.
 //!
 //! Invariants (both rules): the pieces are non-empty, contiguous, in order and cover the
@@ -42,7 +42,7 @@ pub mod postgres;
 /// Which scanning rules (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rules {
-    /// The reference's checksum scanner.
+    /// The original pgmi's checksum scanner.
     Reference,
     /// PostgreSQL's scanner, with the `standard_conforming_strings` the server parses with.
     Postgres { standard_conforming_strings: bool },
@@ -92,7 +92,7 @@ enum Inner<'a> {
     Postgres(std::iter::Peekable<postgres::Tokens<'a>>),
 }
 
-/// Splits `src` into pieces with the reference's checksum rules (see the module doc).
+/// Splits `src` into pieces with the original pgmi's checksum rules (see the module doc).
 pub fn pieces(src: &[u8]) -> Pieces<'_> {
     pieces_with(src, Rules::Reference)
 }
@@ -162,7 +162,7 @@ fn is_code(kind: postgres::TokenKind) -> bool {
     )
 }
 
-/// The reference scanner's state; see [`pieces`].
+/// The state of the original pgmi's scanner ([`Rules::Reference`]); see [`pieces`].
 #[derive(Debug, Clone)]
 struct ReferencePieces<'a> {
     src: &'a [u8],
@@ -216,14 +216,14 @@ pub fn block_comment_spans_with(sql: &str, rules: Rules) -> Vec<BlockComment> {
         .collect()
 }
 
-/// Same-length mask of `sql` (§6.6), under PostgreSQL's rules with
+/// Same-length mask of `sql`, under PostgreSQL's rules with
 /// `standard_conforming_strings = on`: comments (delimiters included), string interiors,
 /// quoted-identifier interiors and dollar bodies become ASCII spaces, byte for byte.
 ///
 /// Kept: code, the quotes of strings and identifiers, `''` / `""` pairs inside them, and
-/// dollar tags. Newlines inside masked regions become spaces too (as in the reference), so
-/// count lines on the original text, never on the mask. Multi-byte characters inside masked
-/// regions become one space per byte, so byte offsets in the mask and the input line up.
+/// dollar tags. Newlines inside masked regions become spaces too (as in the original pgmi's
+/// mask), so count lines on the original text, never on the mask. Multi-byte characters inside
+/// masked regions become one space per byte, so byte offsets in the mask and the input line up.
 pub fn mask(sql: &str) -> String {
     let bytes = mask_bytes(sql.as_bytes());
     // Masked regions are replaced whole and start and end on ASCII bytes, and code is
@@ -294,7 +294,7 @@ fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
-/// Length of the dollar tag starting at `at` (both `$` included) under the reference's rules,
+/// Length of the dollar tag starting at `at` (both `$` included) under the original pgmi's rules,
 /// if one starts there ([`postgres::dollar_tag_len`] for PostgreSQL's).
 pub fn dollar_tag_len(src: &[u8], at: usize) -> Option<usize> {
     if src.get(at) != Some(&b'$') {

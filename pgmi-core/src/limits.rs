@@ -19,7 +19,7 @@ pub struct Limits {
     pub max_unpacked_bytes: u64,
 }
 
-/// 10 MiB: the reference's per-file cap (`PGMI_MAX_FILE_SIZE` default, §2.2 step 1).
+/// 10 MiB: the original pgmi's per-file cap (the default of `PGMI_MAX_FILE_SIZE`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// 100,000 files: ten times the largest project the design is benchmarked with (10,000
@@ -43,8 +43,8 @@ pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Most directories a path may sit under (`a/b/c.sql` is 2 deep), for every file. Twice
 /// `_pgmi_source`'s own limit ([`crate::path::MAX_DEPTH`], 100), so a source that is too
-/// deep for the table still gets the reference's `chk_depth_reasonable` error, and test
-/// trees (which the reference never limits) keep the same headroom. Fixed, like
+/// deep for the table still gets the original pgmi's `chk_depth_reasonable` error, and test
+/// trees (which the original pgmi never limits) keep the same headroom. Fixed, like
 /// [`MAX_PATH_BYTES`].
 pub const MAX_PATH_DEPTH: usize = 200;
 
@@ -79,7 +79,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_reference_and_postgres_ceilings() {
+    fn defaults_match_the_original_pgmi_and_postgres_ceilings() {
         let l = Limits::default();
         assert_eq!(l.max_file_bytes, 10_485_760);
         assert_eq!(l.max_files, 100_000);

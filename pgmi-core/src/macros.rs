@@ -1,13 +1,15 @@
-//! Rewriting the reference's `CALL pgmi_test(…)` macro forms in `deploy.sql` (contract §6.6).
+//! Rewriting the original pgmi's `CALL pgmi_test(…)` macro forms in `deploy.sql`, so scripts
+//! written for it keep working (docs/testing.md, "How `CALL pgmi_test()` reaches the
+//! procedure").
 //!
-//! The reference expanded `CALL pgmi_test(…)` client-side into generated SQL. Here every
+//! The original pgmi expanded `CALL pgmi_test(…)` client-side into generated SQL. Here every
 //! session has a real procedure `pg_temp.pgmi_test(p_pattern, p_callback)`, but PostgreSQL
 //! never looks up procedures in `pg_temp` unless the call is qualified, so the uploader
-//! rewrites exactly the statements the reference treated as the macro into a qualified call.
-//! Everything the reference left alone (forms it did not recognise) reaches the server
+//! rewrites exactly the statements the original pgmi treated as the macro into a qualified call.
+//! Everything the original pgmi left alone (forms it did not recognise) reaches the server
 //! verbatim, where it fails the same way it did there.
 //!
-//! Detection is the reference's case-insensitive Go regex, run over the lexer's mask
+//! Detection is the original pgmi's case-insensitive Go regex, run over the lexer's mask
 //! ([`crate::lexer::mask_bytes`], PostgreSQL's scanning rules, so a literal or comment is
 //! what the server and the splitter call one) with `FindAllIndex` semantics (spaces for
 //! readability):
@@ -56,7 +58,7 @@ use crate::lexer;
 pub struct Rewritten {
     /// The script with every macro replaced by a qualified call.
     pub text: String,
-    /// Number of macros rewritten (the reference's `testMacros`).
+    /// Number of macros rewritten (the original pgmi's `testMacros`).
     pub count: usize,
 }
 

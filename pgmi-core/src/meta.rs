@@ -1,5 +1,5 @@
 //! `<pgmi-meta>` blocks: finding, parsing, validating, duplicate ids, fallback ids
-//! (contract §4.1–§4.4, §4.6).
+//! (docs/session-api.md, "`<pgmi-meta>`").
 //!
 //! Invariants:
 //!
@@ -10,13 +10,15 @@
 //!   "Found old metadata format with namespace"; `<\s*pgmi-meta[\s>]` (case-sensitive, `\s` =
 //!   `[\t\n\f\r ]`) marks *the* block, and a second marked comment → "Multiple metadata blocks
 //!   found". No marked comment → `Ok(None)`: the file uses its fallback identity.
-//! * An **unterminated** comment runs to EOF; like the reference, its last two bytes are
-//!   dropped (the reference assumed they were `*/`). Where the reference crashed — fewer than two
+//! * An **unterminated** comment runs to EOF; like the original pgmi, its last two bytes are
+//!   dropped (the original assumed they were `*/`). Where the original crashed — fewer than two
 //!   bytes after the `/*` — the comment is simply not a metadata block. No input panics.
-//! * The marked text must be ≤ [`MAX_METADATA_BYTES`], then is decoded by the private `xml` module (Go
-//!   `encoding/xml` semantics, §4.2) and validated with all violations numbered (§4.3).
-//! * Error texts are the reference's, byte for byte (without the `: invalid configuration`
-//!   suffix Go's error wrapping adds; the caller maps every [`MetaError`] to exit 10).
+//! * The marked text must be ≤ [`MAX_METADATA_BYTES`], then is decoded by the private `xml`
+//!   module (Go `encoding/xml` semantics, as the original pgmi decodes it) and validated with
+//!   all violations numbered (see `validate`).
+//! * Error texts are the original pgmi's, byte for byte, for scripts that match them (without
+//!   the `: invalid configuration` suffix Go's error wrapping adds; the caller maps every
+//!   [`MetaError`] to exit 10).
 
 pub(crate) mod go_text;
 mod uuid;
@@ -54,20 +56,22 @@ pub enum MetaErrorKind {
     XmlSyntax,
     /// The XML is well formed but does not decode (wrong element, bad `id` or `idempotent`).
     XmlValue,
-    /// Decoded, but violates the rules of §4.3 (missing id, empty key, ...).
+    /// Decoded, but violates a validation rule (nil or missing id, missing `idempotent`, blank
+    /// sort key, blank description).
     Invalid,
 }
 
-/// Why a file's metadata was rejected. `Display` is the reference's full message.
+/// Why a file's metadata was rejected. `Display` is the original pgmi's full message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MetaError {
     /// The file, in `./` form.
     pub path: String,
-    /// Line of an XML syntax error as the reference counts it: 1-based within the trimmed
+    /// Line of an XML syntax error as the original pgmi counts it: 1-based within the trimmed
     /// comment text, not the file (see `file_line`).
     pub line: Option<usize>,
-    /// The full reference text, e.g. `metadata error in ./x.sql (line 2): …\n\nHint: …` or
+    /// The full text, worded as the original pgmi words it, e.g.
+    /// `metadata error in ./x.sql (line 2): …\n\nHint: …` or
     /// `invalid PGMI metadata in ./x.sql:\n  1. …`.
     pub message: String,
     /// The advice part on its own (also contained in `message`).
@@ -79,12 +83,12 @@ pub struct MetaError {
     pub file_line: Option<usize>,
 }
 
-/// Several files share a `<pgmi-meta id>` (§4.4).
+/// Several files share a `<pgmi-meta id>`; ids must be unique across the project.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct DuplicateIdError {
     /// `duplicate <pgmi-meta id> across files; each script must have a unique id:` then one
-    /// line `  <uuid>: <path>, <path>` per shared id (the reference then appends
+    /// line `  <uuid>: <path>, <path>` per shared id (the original pgmi then appends
     /// `: invalid configuration` when wrapping it).
     pub message: String,
     /// Each shared id with its paths, ids ascending, paths sorted bytewise.
@@ -105,7 +109,7 @@ const MULTIPLE_HINT: &str = "Only one <pgmi-meta> block is allowed per file. Rem
 const SIZE_HINT: &str =
     "Metadata should be concise. Move large descriptions to separate documentation files.\n\
 Typical metadata blocks are 200-500 bytes.";
-// The reference's hints name files of its own repository and commands we do not have; ours
+// The original pgmi's hints name files of its own repository and commands we do not have; ours
 // name what exists here (docs/compatibility.md lists the difference).
 const VALIDATION_HINT: &str = "See metadata format documentation:\n  \
 Reference: docs/session-api.md in the pgmi repository, or run `pgmi ai session-api`\n  \
@@ -226,7 +230,9 @@ fn xml_error(path: &str, file: &[u8], offset: usize, err: xml::XmlError) -> Meta
     }
 }
 
-/// §4.3: collects every violation, numbered, in the reference's order and words.
+/// The validation rules: a non-nil id, an `idempotent` attribute, no blank sort key, no
+/// blank description. Collects every violation, numbered, in the original pgmi's order and
+/// words.
 #[allow(clippy::result_large_err, reason = "see extract()")]
 fn validate(path: &str, raw: xml::RawMeta) -> Result<Metadata, MetaError> {
     let mut problems = Vec::new();
@@ -286,8 +292,8 @@ fn validate(path: &str, raw: xml::RawMeta) -> Result<Metadata, MetaError> {
     })
 }
 
-/// Fails when two or more files share an id (§4.4). Items are `(path, id)` for every file that
-/// has metadata; nil ids are ignored, as in the reference.
+/// Fails when two or more files share an id. Items are `(path, id)` for every file that
+/// has metadata; nil ids are ignored, as in the original pgmi.
 pub fn check_unique_ids<'a>(
     items: impl IntoIterator<Item = (&'a str, Uuid)>,
 ) -> Result<(), DuplicateIdError> {
@@ -298,7 +304,7 @@ pub fn check_unique_ids<'a>(
         }
     }
     // BTreeMap order is byte order of the ids, which is the order of their lowercase hex
-    // forms — the reference sorts the rendered lines, which all start with the id.
+    // forms — the original pgmi sorts the rendered lines, which all start with the id.
     let duplicates: Vec<(Uuid, Vec<String>)> = by_id
         .into_iter()
         .filter(|(_, paths)| paths.len() > 1)
@@ -324,8 +330,8 @@ pub fn check_unique_ids<'a>(
     })
 }
 
-/// Fallback identity (§4.6): MD5 of the UTF-8 bytes of the `./` path, used verbatim as the
-/// UUID. Case- and prefix-sensitive (`./x` ≠ `x`).
+/// Fallback identity of a file without metadata: MD5 of the UTF-8 bytes of the `./` path, used
+/// verbatim as the UUID. Case- and prefix-sensitive (`./x` ≠ `x`).
 pub fn generic_id(path: &str) -> Uuid {
     Uuid(Md5::digest(path.as_bytes()).into())
 }

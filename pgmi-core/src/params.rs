@@ -1,11 +1,12 @@
-//! Deployment parameters (reference §5): parsing `--param` and `--params-file`, key and
-//! value validation, and the final merge that the session loads.
+//! Deployment parameters (docs/session-api.md, "Parameters"): parsing `--param` and
+//! `--params-file`, key and value validation, and the final merge that the session loads.
 //!
 //! Invariants:
 //! * Errors name the key (or a line number), never a value: values often hold passwords.
-//! * Merging is case-sensitive and later-wins, exactly like the reference; keys are
+//! * Merging is case-sensitive and later-wins, exactly like the original pgmi; keys are
 //!   lower-cased only afterwards, and keys that then collide are rejected here instead of
-//!   failing on `_pgmi_parameter_pkey` after connecting (§5.2 quirk, fixed on purpose).
+//!   failing on `_pgmi_parameter_pkey` after connecting (as the original pgmi does; fixed on
+//!   purpose).
 //! * [`finalize`]'s output is what the server stores: `(lower(key), value)` pairs, each key
 //!   a PostgreSQL simple identifier of at most 63 bytes, each value NUL-free UTF-8.
 
@@ -29,13 +30,13 @@ pub enum ParamError {
     /// `--params-file` line that is not UTF-8.
     #[error("line {line}: not valid UTF-8")]
     FileLineNotUtf8 { line: usize },
-    /// Key is not `^[a-zA-Z_][a-zA-Z0-9_]{0,62}$` (reference wording).
+    /// Key is not `^[a-zA-Z_][a-zA-Z0-9_]{0,62}$` (the original pgmi's wording).
     #[error("invalid parameter key '{key}': must start with a letter or underscore and contain only letters, digits and underscores, 1-63 characters (PostgreSQL identifier limit)")]
     InvalidKey { key: String },
-    /// Value contains a NUL byte (reference wording).
+    /// Value contains a NUL byte (the original pgmi's wording).
     #[error("invalid parameter value for '{key}': contains NUL byte at offset {offset}")]
     ValueNul { key: String, offset: usize },
-    /// Value is not UTF-8 (reference wording).
+    /// Value is not UTF-8 (the original pgmi's wording).
     #[error("invalid parameter value for '{key}': not valid UTF-8")]
     ValueNotUtf8 { key: String },
     /// Two keys differ only in case; both would become the same `pgmi.<key>` setting.
@@ -85,7 +86,7 @@ pub fn parse_cli_arg(arg: &str) -> Result<(String, String), ParamError> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// Parses a `--params-file` (§5.1): one leading UTF-8 BOM stripped; per line (LF or CRLF):
+/// Parses a `--params-file`: one leading UTF-8 BOM stripped; per line (LF or CRLF):
 /// trim white space; skip blank lines and lines starting with `#`; split at the first `=`;
 /// trim key and value; remove one pair of matching surrounding `"` or `'` from the value
 /// (no escapes, no `export`, no inline comments). Pairs are returned in file order,
@@ -204,8 +205,8 @@ pub fn finalize(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, P
 ///
 /// The CLI refuses to write such values into a generated psql script in clear text, where
 /// they would end up in files, shell history or CI logs. The list matches the words the
-/// reference's advanced template masks (`password|secret|token|key|credential|auth`), plus
-/// `passwd` and `private`. It is a substring test on purpose, like the reference's: a false
+/// original pgmi's advanced template masks (`password|secret|token|key|credential|auth`), plus
+/// `passwd` and `private`. It is a substring test on purpose, like the original pgmi's: a false
 /// positive (`monkey`, `author`) only costs a refusal, a false negative leaks a secret.
 pub fn looks_secret(key: &str) -> bool {
     const WORDS: [&str; 8] = [

@@ -1,12 +1,13 @@
-//! Path rules of a pgmi project (reference §1.2, §1.4, §2.1–§2.5, §8.2).
+//! Path rules of a pgmi project: which files load, how paths are normalised, the columns
+//! derived from a path, test and fixture paths (docs/session-api.md, `pgmi_source_view`).
 //!
 //! Invariants this module keeps:
 //! * Session paths are `'/'`-separated and start with `./` (`./migrations/001.sql`).
-//!   [`normalize`] turns any input into that form exactly as the reference's
+//!   [`normalize`] turns any input into that form exactly as the original pgmi's
 //!   `pgmi_register_file` does, and [`derive`] computes every derived `_pgmi_source`
 //!   column from it, so client and server can never disagree about a row.
-//! * Every comparison is byte-wise/ASCII: no locale, no Unicode case folding (the reference
-//!   compares extensions, fixtures and the root `deploy.sql` with ASCII-only targets).
+//! * Every comparison is byte-wise/ASCII: no locale, no Unicode case folding (the original
+//!   pgmi compares extensions, fixtures and the root `deploy.sql` with ASCII-only targets).
 //! * Nothing here touches the file system; [`crate::project`] applies these rules to a walk
 //!   or a bundle.
 
@@ -15,13 +16,13 @@ use std::fmt;
 
 use crate::limits::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
 
-/// The eight SQL extensions (§8.2), lower-case with the leading dot. The list decides
+/// The eight SQL extensions, lower-case with the leading dot. The list decides
 /// `is_sql_file`, whether `<pgmi-meta>` is parsed, and whether a test file becomes a test.
 pub const SQL_EXTENSIONS: [&str; 8] = [
     ".sql", ".ddl", ".dml", ".dql", ".dcl", ".psql", ".pgsql", ".plpgsql",
 ];
 
-/// The orchestrator script at the project root; never loaded as a project file (§2.1).
+/// The orchestrator script at the project root; never loaded as a project file.
 pub const ROOT_DEPLOY_SCRIPT: &str = "deploy.sql";
 
 /// `_pgmi_source` rejects paths deeper than this (`chk_depth_reasonable`).
@@ -38,7 +39,7 @@ pub fn is_sql_file(name: &str) -> bool {
 }
 
 /// True iff one path segment hides everything below it: hidden (`.git`, `.env`), or exactly
-/// `node_modules` / `__pycache__` (§2.1).
+/// `node_modules` / `__pycache__`.
 pub fn is_excluded_segment(segment: &str) -> bool {
     segment.starts_with('.') || segment == "node_modules" || segment == "__pycache__"
 }
@@ -51,7 +52,7 @@ pub fn is_excluded(rel_path: &str) -> bool {
     rel.eq_ignore_ascii_case(ROOT_DEPLOY_SCRIPT) || rel.split('/').any(is_excluded_segment)
 }
 
-/// `pgmi_register_file`'s normalisation (§1.4): trim ASCII spaces at both ends; every `\`
+/// `pgmi_register_file`'s normalisation: trim ASCII spaces at both ends; every `\`
 /// becomes `/`; unless the path already starts with `./`, strip any run of leading `./` or
 /// `/` and prefix `./`; finally collapse runs of `/`.
 pub fn normalize(raw: &str) -> String {
@@ -81,7 +82,7 @@ pub fn normalize(raw: &str) -> String {
     out
 }
 
-/// A `_pgmi_source` path with every column the server derives from it (§1.2, §2.3).
+/// A `_pgmi_source` path with every column the server derives from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePath {
     /// Normalised, `./`-prefixed.
@@ -115,8 +116,9 @@ impl SourcePath {
     }
 }
 
-/// The extension rule of §1.4: `d.tar.gz` → `.gz`, `x.SQL` → `.SQL`, `notes.txt~` / `trail.`
-/// / `noext` → `""`.
+/// The extension of a file name: the run of ASCII alphanumerics that ends the name, with the
+/// `.` right before it; `""` when there is no such run or no `.` before it (`d.tar.gz` →
+/// `.gz`, `x.SQL` → `.SQL`, `notes.txt~` / `trail.` / `noext` → `""`).
 pub fn extension_of(name: &str) -> &str {
     let b = name.as_bytes();
     let run = b
@@ -162,12 +164,12 @@ pub fn derive(raw: &str) -> SourcePath {
     }
 }
 
-/// Test path (§2.4): the `./` path contains a `/__test__/` or `/__tests__/` segment.
+/// Test path: the `./` path contains a `/__test__/` or `/__tests__/` segment.
 pub fn is_test_path(path: &str) -> bool {
     path.contains("/__test__/") || path.contains("/__tests__/")
 }
 
-/// Fixture file name (§2.4): `_setup.sql` or `_setup.psql`, ASCII case-insensitively.
+/// Fixture file name: `_setup.sql` or `_setup.psql`, ASCII case-insensitively.
 pub fn is_fixture(filename: &str) -> bool {
     filename.eq_ignore_ascii_case("_setup.sql") || filename.eq_ignore_ascii_case("_setup.psql")
 }
@@ -188,7 +190,7 @@ pub fn file_name_of(path: &str) -> &str {
     }
 }
 
-/// `_pgmi_test_directory.depth` (§2.5): segments after the first `/__test__/` or
+/// `_pgmi_test_directory.depth`: segments after the first `/__test__/` or
 /// `/__tests__/` of a directory path ending in `/` (0 for the dunder directory itself).
 pub fn test_directory_depth(dir: &str) -> i32 {
     let first = [
@@ -212,10 +214,10 @@ pub fn test_directory_depth(dir: &str) -> i32 {
     }
 }
 
-/// §2.2 step 4: every directory segment shaped `__X__` must be `__test__` or `__tests__`
+/// Every directory segment shaped `__X__` must be `__test__` or `__tests__`
 /// (case-sensitive). Returns the offending segment (`"__init__"`).
 ///
-/// Mirrors the reference's non-overlapping regex scan `/__([^/]+)__/`: a match consumes
+/// Mirrors the original pgmi's non-overlapping regex scan `/__([^/]+)__/`: a match consumes
 /// its trailing `/`, so a dunder segment directly after another escapes the check
 /// (`./__test__/__x__/f.sql` passes) — a quirk kept for compatibility.
 pub fn check_dunder(path: &str) -> Result<(), String> {
@@ -297,7 +299,7 @@ pub fn abbreviate(path: &str) -> Cow<'_, str> {
 /// A `_pgmi_source` CHECK constraint the row would violate (PostgreSQL would raise 23514).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConstraintViolation {
-    /// The constraint name as in the reference schema (`chk_name_format`, …).
+    /// The constraint name as in the original pgmi's schema (`chk_name_format`, …).
     pub constraint: &'static str,
     /// The normalised path of the row.
     pub path: String,
@@ -315,8 +317,8 @@ impl fmt::Display for ConstraintViolation {
     }
 }
 
-/// Checks the row against `_pgmi_source`'s CHECK constraints (§1.2), in the schema's order,
-/// so the server can reject what the reference table would reject — with a message — before
+/// Checks the row against `_pgmi_source`'s CHECK constraints, in the schema's order, so the
+/// server can reject what the original pgmi's table would reject — with a message — before
 /// inserting anything. Rows from [`derive`] can only fail the name, depth and test-path
 /// checks; the others are kept so a hand-built row is checked just as strictly.
 pub fn check_source_row(sp: &SourcePath) -> Result<(), ConstraintViolation> {
@@ -451,7 +453,7 @@ pub fn check_source_row(sp: &SourcePath) -> Result<(), ConstraintViolation> {
     Ok(())
 }
 
-/// Quotes `s` the way Go's `%q` does (used where the reference's messages quote a path):
+/// Quotes `s` the way Go's `%q` does (used where the original pgmi's messages quote a path):
 /// the one Go quoting of the crate, `meta::go_text::quote`.
 pub fn go_quote(s: &str) -> String {
     crate::meta::go_text::quote(s.as_bytes())

@@ -1,5 +1,5 @@
-//! The execution plan a session's `pgmi_plan_view` holds, computed offline (contract §1.5,
-//! §4.5), so `metadata plan` shows exactly what a `deploy.sql` reading that view will see.
+//! The execution plan a session's `pgmi_plan_view` holds, computed offline (docs/session-api.md,
+//! "Plan order"), so `metadata plan` shows exactly what a `deploy.sql` reading that view will see.
 //!
 //! Invariants kept by [`rows`] (each one is a clause of the view's definition in
 //! `sql/session.sql`):
@@ -185,7 +185,8 @@ mod tests {
         format!("/* <pgmi-meta id=\"{id}\" idempotent=\"false\">{keys}</pgmi-meta> */\nSELECT 1;\n")
     }
 
-    // Contract acceptance check 45: the same files and the same order as the live view.
+    // The same files and the same order as the live view: byte order of (sort key, path), one
+    // row per sort key.
     #[test]
     fn byte_order_and_one_row_per_sort_key() {
         let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
@@ -246,7 +247,7 @@ mod tests {
         assert_eq!(row.id, None);
         assert!(row.idempotent);
         assert_eq!(row.description, "");
-        // The contract's pinned example of md5(path)::uuid.
+        // A pinned value of md5(path)::uuid, the fallback id of a file without metadata.
         assert_eq!(
             row.generic_id.to_string(),
             "18a606ed-2992-a4e9-70c1-b9c7044ab9b8"

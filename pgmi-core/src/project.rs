@@ -1,4 +1,4 @@
-//! From raw project files to the rows of the session tables (reference §2).
+//! From raw project files to the rows of the session tables (docs/session-api.md).
 //!
 //! [`walk`] reads a directory (client); [`crate::bundle::read`] unpacks an upload (server);
 //! both hand [`RawFile`]s to [`build`], so the client rejects exactly what the server
@@ -7,8 +7,8 @@
 //! Invariants kept by [`build`]:
 //! * Files are processed in byte order of their path; the first failing file stops it.
 //!   Per file: strip one UTF-8 BOM → dunder check → NUL check → UTF-8 check → route
-//!   (§2.2 steps 2–7). Then duplicate `<pgmi-meta>` ids (§4.4), then the `_pgmi_source`
-//!   CHECK constraints (which the reference meets only at insert time, after all scan
+//!   (the original pgmi's order). Then duplicate `<pgmi-meta>` ids, then the `_pgmi_source`
+//!   CHECK constraints (which the original pgmi meets only at insert time, after all scan
 //!   errors — so they are reported last here too).
 //! * Source paths are `./` + the relative path, and must be unchanged by
 //!   [`path::normalize`]: a name the server would silently rewrite (trailing spaces, a
@@ -44,9 +44,9 @@ pub struct SourceFile {
     pub path: SourcePath,
     /// The text, BOM stripped.
     pub content: String,
-    /// Raw SHA-256 hex of `content`'s bytes (§3.1).
+    /// Raw SHA-256 hex of `content`'s bytes ([`checksum::raw`]).
     pub checksum: String,
-    /// Normalised SHA-256 hex (§3.2).
+    /// Normalised SHA-256 hex ([`checksum::normalized`]).
     pub pgmi_checksum: String,
     /// Parsed `<pgmi-meta>`; only ever set for SQL files.
     pub metadata: Option<Metadata>,
@@ -59,7 +59,7 @@ impl SourceFile {
     }
 }
 
-/// A `_pgmi_test_directory` row (§2.5).
+/// A `_pgmi_test_directory` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestDirectory {
     /// `./…/__test__/…/`, ending in `/`.
@@ -70,7 +70,7 @@ pub struct TestDirectory {
     pub depth: i32,
 }
 
-/// A `_pgmi_test_source` row (§2.4).
+/// A `_pgmi_test_source` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestSource {
     /// `./` path as found (no server-side normalisation for tests).
@@ -127,7 +127,7 @@ pub fn build(files: Vec<RawFile>) -> Result<Project, ProjectError> {
     Ok(project)
 }
 
-/// Phase 1, cheap and sequential: per-file checks (§2.2 steps 2–7) and routing. Sources
+/// Phase 1, cheap and sequential: per-file checks (BOM, dunder, NUL, UTF-8) and routing. Sources
 /// come back without checksums or metadata (see [`finish`]); test directories are complete.
 ///
 /// When a file fails here, the sources before it still get their metadata checked (in
@@ -213,8 +213,8 @@ pub fn finish(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
     }
 }
 
-/// Phase 3, over the finished project: duplicate `<pgmi-meta>` ids (§4.4), then the
-/// `_pgmi_source` CHECK constraints (which the reference meets only at insert time, after
+/// Phase 3, over the finished project: duplicate `<pgmi-meta>` ids, then the
+/// `_pgmi_source` CHECK constraints (which the original pgmi meets only at insert time, after
 /// all scan errors — so they are reported last here too).
 pub fn finalize(project: &Project) -> Result<(), ProjectError> {
     meta::check_unique_ids(
@@ -257,7 +257,7 @@ fn route_one(
         ));
     }
 
-    // §2.2 step 2: one leading BOM goes; content, checksums and metadata use the rest.
+    // One leading BOM goes; content, checksums and metadata use the rest.
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         bytes.drain(..3);
     }
@@ -281,7 +281,7 @@ fn route_one(
         if !test_dirs.contains(&directory) {
             test_dirs.insert(directory.clone());
         }
-        // Non-SQL test files are validated (above) but stored nowhere (§2.4).
+        // Non-SQL test files are validated (above) but stored nowhere: only SQL files run as tests.
         if path::is_sql_file(&filename) {
             let is_fixture = path::is_fixture(&filename);
             project.test_sources.push(TestSource {
@@ -390,8 +390,8 @@ fn invalid(shown: &str, reason: &str) -> ProjectError {
     }
 }
 
-/// §2.5: parent = nearest proper ancestor (cut at `/`) that is itself in the set; depth =
-/// segments after the first dunder directory; ordered by depth, then path.
+/// Test directory rows: parent = nearest proper ancestor (cut at `/`) that is itself in the
+/// set; depth = segments after the first dunder directory; ordered by depth, then path.
 ///
 /// Linear in the total length of the paths: in byte order every directory comes after
 /// its ancestors, and the directories between an ancestor and its descendant all lie

@@ -4,7 +4,7 @@
 //! * A block's only sort key is the file's own path, so adding it keeps the file exactly
 //!   where `pgmi_plan_view` already ordered it (a file without metadata is ordered by its
 //!   path). Scaffolding changes identity and idempotency, never the execution order. (The
-//!   reference CLI writes `generated/<basename>` instead, which moves every scaffolded file
+//!   original pgmi writes `generated/<basename>` instead, which moves every scaffolded file
 //!   after all `./…` paths and merges same-named files from different directories.)
 //! * The block is the first thing in the file (after a UTF-8 BOM, which stays first), uses
 //!   the file's own line ending, and is followed by one line ending; nothing else changes.

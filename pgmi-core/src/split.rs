@@ -1,9 +1,9 @@
-//! Splitting `deploy.sql` into execution units (contract §7.2) and mapping PostgreSQL error
-//! positions back to lines (§7.7).
+//! Splitting `deploy.sql` into execution units and mapping PostgreSQL error positions back to
+//! lines of the script (docs/cookbook.md, "How `deploy.sql` is executed").
 //!
 //! PostgreSQL runs a multi-statement simple query inside one implicit transaction block, so
 //! statements such as `CREATE INDEX CONCURRENTLY` cannot run from a script sent as one
-//! message. The rule, as in the reference:
+//! message. The rule, as in the original pgmi:
 //!
 //! * the **head** is everything through the first top-level transaction terminator
 //!   (`COMMIT`/`END`/`ROLLBACK`/`ABORT`, optionally `WORK`/`TRANSACTION`, then end of statement

@@ -1,4 +1,4 @@
-//! The test plan (pgmi-session-api.md §6.1–6.2): which fixture, test and teardown steps run,
+//! The test plan (docs/testing.md, "The plan"): which fixture, test and teardown steps run,
 //! in which order.
 //!
 //! Invariants:
@@ -206,7 +206,7 @@ mod tests {
             .collect()
     }
 
-    fn reference_tree(pattern: impl Fn(&str) -> bool) -> (Vec<PlanDirectory>, Vec<PlanFile>) {
+    fn example_tree(pattern: impl Fn(&str) -> bool) -> (Vec<PlanDirectory>, Vec<PlanFile>) {
         let dirs = vec![
             dir("./__test__/", None, 0),
             dir("./__test__/auth/", Some("./__test__/"), 1),
@@ -227,10 +227,10 @@ mod tests {
         (dirs, files)
     }
 
-    // Acceptance check 21 (the reference's TEST 7b tree).
+    // Every step of a three-level tree with fixtures at two levels.
     #[test]
-    fn reference_plan() {
-        let (dirs, files) = reference_tree(|_| true);
+    fn full_plan_of_a_three_level_tree() {
+        let (dirs, files) = example_tree(|_| true);
         assert_eq!(
             render(&build(&dirs, &files)),
             [
@@ -248,10 +248,10 @@ mod tests {
         );
     }
 
-    // Acceptance check 23: ancestors' fixtures stay, unrelated directories go.
+    // A filter keeps the fixtures of the selected tests' ancestors; unrelated directories go.
     #[test]
     fn filtered_plan_keeps_ancestor_fixtures() {
-        let (dirs, files) = reference_tree(|p| p.contains("oauth"));
+        let (dirs, files) = example_tree(|p| p.contains("oauth"));
         assert_eq!(
             render(&build(&dirs, &files)),
             [
@@ -265,7 +265,7 @@ mod tests {
         );
     }
 
-    // Acceptance check 22: byte order, not a linguistic collation.
+    // Byte order, not a linguistic collation.
     #[test]
     fn tests_in_byte_order() {
         let dirs = vec![dir("./__test__/", None, 0)];
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn no_selected_test_means_empty_plan() {
-        let (dirs, files) = reference_tree(|_| false);
+        let (dirs, files) = example_tree(|_| false);
         assert!(build(&dirs, &files).is_empty());
         let fixtures_only = vec![file("./__test__/_setup.sql", true)];
         assert!(build(&[dir("./__test__/", None, 0)], &fixtures_only).is_empty());

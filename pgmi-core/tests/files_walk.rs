@@ -1,5 +1,5 @@
-//! Project walking on a real file system (reference §2.1, §2.2 step 1; acceptance checks
-//! 10, 13, 14, 17 at the library level).
+//! Project walking on a real file system: exclusions, symlinks, the per-file size cap, walk
+//! order and the root `deploy.sql`, at the library level.
 
 use std::fs;
 use std::path::Path;
@@ -22,7 +22,7 @@ fn walk(root: &Path) -> Result<Vec<RawFile>, project::ProjectError> {
 }
 
 #[test]
-fn excluded_trees_never_fail_check_10() {
+fn excluded_trees_never_fail() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     put(root, ".git/index", b"\0\x01binary");
@@ -43,7 +43,7 @@ fn excluded_trees_never_fail_check_10() {
 
 #[cfg(unix)]
 #[test]
-fn symlinks_are_refused_check_13() {
+fn symlinks_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     put(root, "real/a.sql", b"SELECT 1;");
@@ -73,7 +73,7 @@ fn symlinks_are_refused_check_13() {
 }
 
 #[test]
-fn size_cap_check_14() {
+fn files_over_the_size_cap_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     put(root, "big.sql", &vec![b' '; 10 * 1024 * 1024 + 1]);
@@ -113,7 +113,7 @@ fn walk_order_is_per_directory_name_order() {
 }
 
 #[test]
-fn only_the_root_deploy_script_is_excluded_check_17() {
+fn only_the_root_deploy_script_is_excluded() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     put(root, "DEPLOY.SQL", b"SELECT 1;");

@@ -1,4 +1,4 @@
-//! Asking before a destructive step (`--overwrite`), with the reference's approver matrix
+//! Asking before a destructive step (`--overwrite`), with the original pgmi's approver matrix
 //! (README, "Overwriting a database"):
 //!
 //! | terminal | `--force` | what happens                                                  |

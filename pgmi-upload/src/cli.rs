@@ -1,7 +1,7 @@
-//! Command-line surface (reference `pgmi-cli.md` §1.1, §1.2).
+//! Command-line surface (every command and flag is described in docs/cli.md).
 //!
-//! `-h` is `--host`, as in psql and the reference CLI; help is `--help` only. Values that
-//! the reference rejects with exit 10 (port, timeout, parameters) are taken as strings here
+//! `-h` is `--host`, as in psql and the original pgmi; help is `--help` only. Values that
+//! the original pgmi rejects with exit 10 (port, timeout, parameters) are taken as strings here
 //! and validated by the deploy, so clap's own exit 2 stays reserved for usage errors.
 //! Environment variables are read by `conninfo.rs`, not by clap, because a flag and the
 //! same value from the environment are treated differently (`--connection` conflicts with

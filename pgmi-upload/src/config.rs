@@ -28,7 +28,7 @@
 //!
 //! Decisions:
 //! * Text fields and parameter values take any YAML scalar as its text (`database: 2024`,
-//!   `debug: true`, `version: 1.10` give "2024", "true", "1.10"), as the reference's decoder
+//!   `debug: true`, `version: 1.10` give "2024", "true", "1.10"), as the original pgmi's decoder
 //!   does for strings; an empty value (`env:`) is an empty string. Lists and maps are errors.
 //! * A parameter key given twice is an error (YAML says keys are unique; a silent
 //!   last-wins would hide a typo), and keys must already be valid parameter names here, so
@@ -38,7 +38,7 @@
 //!   day it is used.
 //! * `auth_method`: empty or `password` is password authentication; `aws`, `azure` and
 //!   `google` turn on cloud IAM authentication (`cloud/`) unless a flag chose a provider;
-//!   anything else exits 10 (the reference takes any other value as `password`, which
+//!   anything else exits 10 (the original pgmi takes any other value as `password`, which
 //!   hides a typo such as `auth_method: asw`).
 //! * An empty file (or one with only comments) is an empty configuration; no file is none.
 //!

@@ -1,10 +1,10 @@
 //! Opening connections: the session on the target, and, only when the target is missing,
-//! a short-lived one to the maintenance database that creates it (reference
-//! `pgmi-cli.md` §2.3, §2.5 "normal deploy", §2.8).
+//! a short-lived one to the maintenance database (`postgres`, same credentials) that creates
+//! it (README "Connecting"; docs/cli.md, connection resolution).
 //!
 //! * Every connection gets the notice callback, the resolved `application_name`, and TLS
 //!   as its `sslmode` says (`tls.rs`, which also turns TLS failures into hints).
-//! * Connection establishment is retried on transient failures, as the reference does:
+//! * Connection establishment is retried on transient failures, as the original pgmi does:
 //!   first attempt plus up to [`RETRIES`] more, 100 ms × 2ⁿ apart, never past the deadline.
 //!   SQL is never retried.
 //! * Failures are rewritten into short messages that say what to do (exit 11); the
@@ -20,7 +20,7 @@ use crate::conninfo::ConnInfo;
 use crate::exit::{error_chain, Exit, Failure};
 use crate::ident::quote_ident;
 
-/// Reference policy (§2.8): 3 retries, about 100, 200, 400 ms apart.
+/// The original pgmi's retry policy, kept: 3 retries, about 100, 200, 400 ms apart.
 const RETRIES: u32 = 3;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -229,7 +229,7 @@ fn create_failure(err: &postgres::Error, target: &str) -> Failure {
     failure
 }
 
-/// Transient failures worth another attempt (reference §2.8): SQLSTATE classes 08, 53 and
+/// Transient failures worth another attempt (the original pgmi's list): SQLSTATE classes 08, 53 and
 /// 57 (but not 57014 query_canceled or 57P04 database_dropped), 40001, 40P01, 55P03, and
 /// network errors such as a refused or reset connection.
 fn is_retryable(err: &postgres::Error) -> bool {

@@ -1,20 +1,20 @@
 //! Connection strings that are not URIs: ADO.NET (`Host=db;Database=app;Username=u`, the
 //! form .NET applications keep in their settings) and libpq's
-//! keyword/value form (`host=db dbname=app user=u`, which the reference refuses and we
+//! keyword/value form (`host=db dbname=app user=u`, which the original pgmi refuses and we
 //! accept). Both produce the [`UriParts`] a URI produces, so `conninfo.rs` treats every
 //! format the same way.
 //!
 //! Which format a string is: a URI when it starts with `postgresql://` or `postgres://`;
-//! ADO.NET when it holds both `=` and `;` (the reference's rule); libpq when it holds `=`
+//! ADO.NET when it holds both `=` and `;` (the original pgmi's rule); libpq when it holds `=`
 //! only. A libpq string whose unquoted password happens to hold `;` looks like ADO.NET; when
 //! it then does not split into ADO.NET `Key=Value` parts but parses as libpq, it is taken as
 //! libpq. An ADO.NET string with an unknown key stays an ADO.NET error.
 //!
 //! ADO.NET rules: parts separated by `;`; each `Key=Value` with white space around key and
-//! value trimmed; keys case-insensitive, with the reference's aliases; a value may be
+//! value trimmed; keys case-insensitive, with the original pgmi's aliases; a value may be
 //! wrapped in `'` or `"`, inside which the other quote, `;` and `=` are literal and a
 //! doubled quote stands for one; `SslMode` is lower-cased and Npgsql's `VerifyCA` /
-//! `VerifyFull` become `verify-ca` / `verify-full`. Unlike the reference, which skips
+//! `VerifyFull` become `verify-ca` / `verify-full`. Unlike the original pgmi, which skips
 //! malformed parts and hands unknown keys to the driver (where the server then refuses them
 //! at start-up), an unknown key or a part without `=` is an error here (exit 10): a typo in
 //! `SslMode` must not silently mean "no TLS". Npgsql's client-side pool and diagnostics

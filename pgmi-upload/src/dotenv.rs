@@ -8,12 +8,12 @@
 //! no escapes, no expansion, no inline comments), plus two things
 //! an environment file needs:
 //! * `export KEY=VALUE` is accepted, so a file that a shell can `source` works too (the
-//!   reference would read the key `export KEY` and reject it);
+//!   original pgmi would read the key `export KEY` and reject it);
 //! * keys must be environment variable names (`[A-Za-z_][A-Za-z0-9_]*`) and values must not
 //!   hold NUL, which no environment can carry.
 //!
 //! A variable that is already present in the environment, even with an empty value, is left
-//! alone ("existing environment variables win", as the reference's loader does).
+//! alone ("existing environment variables win", as the original pgmi's loader does).
 //!
 //! A malformed file applies nothing and produces one warning naming the file, the line and
 //! the rule; its content is never echoed, since it often holds `PGPASSWORD`.

@@ -1,9 +1,9 @@
-//! `--timeout` values in Go's duration syntax, as the reference CLI accepts them:
+//! `--timeout` values in Go's duration syntax, as the original pgmi accepts them:
 //! `30s`, `5m`, `1h30m`, `1.5h`, `250ms`; a bare `0` means "no deadline".
 //!
 //! Grammar (Go `time.ParseDuration`): an optional sign, then one or more
 //! `<decimal number><unit>` pairs, unit one of `ns us µs μs ms s m h`. A negative duration
-//! is rejected here (the reference exits 10 for it), as is anything else that does not
+//! is rejected here (the original pgmi exits 10 for it), as is anything else that does not
 //! parse.
 
 use std::time::Duration;

@@ -1,8 +1,8 @@
-//! Running `deploy.sql` (reference `pgmi-session-api.md` §7.2, §7.7).
+//! Running `deploy.sql` (docs/cookbook.md, "How `deploy.sql` is executed").
 //!
 //! `pgmi_core::split` cuts the script into the atomic head and psql-style tail units; each
-//! unit is sent as one simple-query message (`batch_execute`), exactly as the reference
-//! does, so multi-statement units, `COMMIT` and `CREATE INDEX CONCURRENTLY` in the tail
+//! unit is sent as one simple-query message (`batch_execute`), exactly as the original
+//! pgmi does, so multi-statement units, `COMMIT` and `CREATE INDEX CONCURRENTLY` in the tail
 //! behave as in psql. The first failing unit stops the run (exit 13). Tail units carry
 //! padding so server positions map to lines of the whole script; the error location is
 //! computed from the exact text that was sent.

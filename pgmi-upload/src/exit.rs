@@ -1,14 +1,15 @@
-//! The exit-code table (reference `pgmi-cli.md` §1.13) and the one error type the deploy
+//! The exit-code table (README "Exit codes") and the one error type the deploy
 //! returns.
 //!
 //! Every failure is classified exactly once, where it is detected, by choosing an [`Exit`];
-//! `main` only turns it into a process exit code. The precedence rules of the reference
+//! `main` only turns it into a process exit code. The precedence rules of the original pgmi
 //! (interrupted beats everything, the `--timeout` deadline beats "execution failed") are
 //! applied in `run.rs`, which knows whether a watchdog fired.
 
 use std::fmt;
 
-/// Exit codes, numerically identical to the reference CLI so scripts keep working.
+/// Exit codes, numerically identical to the original pgmi's so scripts written for it keep
+/// working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Success,
@@ -164,7 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_match_the_reference_table() {
+    fn codes_match_the_original_pgmi() {
         let table = [
             (Exit::Success, 0),
             (Exit::General, 1),

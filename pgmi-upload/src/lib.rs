@@ -1,7 +1,7 @@
 //! `pgmi-upload`: the thin pgmi client. It packs a project, hands it to the server in one of
 //! two session kinds — the `pgmi` extension's loader (one binary `COPY` of a bundle) or the
 //! portable session it builds itself (`portable`) — runs the project's `deploy.sql` unit by
-//! unit like psql, streams the server's notices, and exits with the reference's exit codes.
+//! unit like psql, streams the server's notices, and exits with the original pgmi's exit codes.
 //!
 //! The program is `main.rs`; this library exists so that the live-server tests build
 //! portable sessions with the very code the program uses (`portable::load`).
@@ -67,7 +67,7 @@ pub fn main() {
     }
     let matches = command.get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // A panic has already printed its message and location; exit with the reference's 3.
+    // A panic has already printed its message and location; exit with the original pgmi's 3.
     let code = std::panic::catch_unwind(|| run::run(cli)).unwrap_or(exit::Exit::Panic.code());
     std::process::exit(code);
 }

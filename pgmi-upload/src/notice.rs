@@ -1,4 +1,4 @@
-//! Server notices on stderr, as they arrive (reference `pgmi-cli.md` §4.2).
+//! Server notices on stderr, as they arrive (README "Output").
 //!
 //! The bare message (no `NOTICE:` prefix), then `DETAIL: …` and `HINT: …` lines. With
 //! `--verbose` each line starts with `[<seconds since start, 2 decimals>s] `. The `postgres`

@@ -1,7 +1,8 @@
-//! Everything decided before any connection (reference `pgmi-session-api.md` §7.1 steps
-//! 1–4, §5.1, §2.1–2.2), so that exit 10 and 14 mean "nothing on any server was touched".
+//! Everything decided before any connection (parameters, connection settings, `deploy.sql`,
+//! the project scan and bundle), so that exit 10 and 14 mean "nothing on any server was
+//! touched".
 //!
-//! Deliberate differences from the reference, all in the direction of failing earlier:
+//! Deliberate differences from the original pgmi, all in the direction of failing earlier:
 //! * parameter keys and values are validated here, not after connecting;
 //! * a `deploy.sql` that is not UTF-8 or holds a NUL byte is refused here (exit 10), not
 //!   at execution time (exit 1);
@@ -187,7 +188,7 @@ pub struct Packed {
     pub project: Project,
     /// The parameters, validated and with lower-cased keys.
     pub params: Vec<(String, String)>,
-    /// Files scanned (the reference's `filesLoaded`, before the server confirms it).
+    /// Files scanned (the original pgmi's `filesLoaded`, before the server confirms it).
     pub files: usize,
     /// `pgmi_loader.max_file_size` for the load, in kB; set when `PGMI_MAX_FILE_SIZE` is.
     pub server_max_file_kb: Option<u32>,
@@ -251,7 +252,7 @@ pub fn pack(
 }
 
 /// A scan error: configuration (exit 10), or 1 for plain I/O failures. A metadata error's
-/// reference text embeds its hint; here the hint is printed once, as HINT, and an XML
+/// text in the original pgmi embeds its hint; here the hint is printed once, as HINT, and an XML
 /// error whose line is counted inside the comment also gets the file's line.
 pub fn scan_failure(e: ProjectError) -> Failure {
     let exit = if e.kind() == ErrorKind::Io {

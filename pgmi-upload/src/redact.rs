@@ -1,5 +1,4 @@
-//! Secret redaction and terminal safety for everything pgmi-upload prints (reference
-//! `pgmi-cli.md` §4.8).
+//! Secret redaction and terminal safety for everything pgmi-upload prints (README "Output").
 //!
 //! Rewritten, case-insensitively:
 //! * `password=<v>` and `sslpassword=<v>`, where `<v>` is `'…'`, `"…"` or runs to white

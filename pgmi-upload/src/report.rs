@@ -1,5 +1,5 @@
 //! What the user reads: the `pgmi: error:` block, the summary line and the `--json`
-//! envelope (reference `pgmi-cli.md` §4.3, §4.5, §4.6; `pgmi-session-api.md` §7.6, §7.7).
+//! envelope (all described in README "Output").
 //!
 //! Data goes to stdout (only the JSON envelope); everything else to stderr. Every text that
 //! may carry server or user input passes through `redact` here, at the last moment.
@@ -472,6 +472,10 @@ mod tests {
         assert_eq!(
             failed_file("ERROR: Failed in ./migrations/001.psql: x").as_deref(),
             Some("./migrations/001.psql")
+        );
+        assert_eq!(
+            failed_file("ERROR: Failed in ./migrations/002_bad.sql:3:1: syntax error").as_deref(),
+            Some("./migrations/002_bad.sql")
         );
         assert_eq!(failed_file("[pgmi] Script failed: ./x.sql - boom"), None);
         assert_eq!(failed_file("Failed in ./notes.txt: x"), None);

@@ -1,4 +1,5 @@
-//! The `deploy` command from start to exit code (reference `pgmi-session-api.md` §7.1).
+//! The `deploy` command from start to exit code (the steps are listed in README
+//! "`pgmi-upload` reference").
 //!
 //! Order: offline checks and packing (`prepare.rs`, `conninfo.rs`) → connect, creating the
 //! target when missing (`connect.rs`) → server check, deploy lock, extension, upload and
@@ -7,7 +8,7 @@
 //! (`testreport/`) → test summary, then the summary line or `--json` (`report.rs`). Once the
 //! lock is held, the close runs on every path.
 //!
-//! Exit-code precedence (reference §7.5): interrupted (130) beats everything; the deadline
+//! Exit-code precedence (as in the original pgmi): interrupted (130) beats everything; the deadline
 //! (16) beats "execution failed" (13) and unclassified errors (1), but not the
 //! configuration, connection or concurrency classes, which are decided before it.
 
@@ -222,10 +223,10 @@ fn write_reports(
 }
 
 /// Everything offline, then the session. The report exists once the offline part passed
-/// (the reference's "deploy workflow entered").
+/// (the original pgmi's "deploy workflow entered").
 fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<(), Failure>) {
-    // The project's .env (into the environment) and pgmi.yaml come first (reference §1.2
-    // steps 1-2): pgmi.yaml may hold the timeout the watchdog needs.
+    // The project's .env (into the environment) and pgmi.yaml come first, .env before
+    // pgmi.yaml, as in the original pgmi: pgmi.yaml may hold the timeout the watchdog needs.
     let files = match crate::config::ProjectFiles::load(&args.path) {
         Ok(files) => files,
         Err(failure) => return (None, Err(failure)),
@@ -280,7 +281,7 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
             return (None, Err(failure));
         }
     }
-    // The reference's `CALL pgmi_test(...)` macro forms become calls of the procedure
+    // The original pgmi's `CALL pgmi_test(...)` macro forms become calls of the procedure
     // every session has, pg_temp.pgmi_test (README, "Tests inside the deploy"); line
     // numbers are kept.
     let rewritten = pgmi_core::macros::rewrite(&script);
@@ -340,8 +341,9 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     (Some(report), result)
 }
 
-/// Offline steps, in the reference's order: parameters (format), connection and target,
-/// parameters (keys and values), deploy.sql, project scan and bundle.
+/// Offline steps, in the original pgmi's order (so the same first error is reported):
+/// parameters (format), connection and target, parameters (keys and values), deploy.sql,
+/// project scan and bundle.
 fn prepare_offline(
     args: &DeployArgs,
     files: &crate::config::ProjectFiles,
@@ -356,7 +358,8 @@ fn prepare_offline(
             ),
         );
     }
-    // pgmi.yaml's params < --params-file (in order) < --param (reference §3.5).
+    // Later wins: pgmi.yaml's params < --params-file (in order) < --param, as in the original
+    // pgmi.
     let mut pairs = files.params();
     let yaml_count = pairs.len();
     pairs.extend(prepare::collect_params(&args.params_files, &args.params)?);

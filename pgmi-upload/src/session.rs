@@ -1,5 +1,5 @@
-//! The session on the target, from the server check to the clean close (reference
-//! `pgmi-cli.md` §2.9, `pgmi-session-api.md` §7.1 steps 6 and 8, §8.3).
+//! The session on the target, from the server check to the clean close (steps 3 and 5 of
+//! README "`pgmi-upload` reference").
 //!
 //! Invariants:
 //! * Nothing user-supplied is spliced into SQL text: the bundle (files and parameters)
@@ -8,8 +8,8 @@
 //!   the variable's text).
 //! * The close is two steps, [`end_transaction`] and [`release_locks`], so the test results
 //!   (`testresults/`) are read after the final ROLLBACK and while the deploy lock is held.
-//! * The deploy lock is the reference's key (`hashtextextended('pgmi.deploy.' ||
-//!   current_database(), 0)`), so this uploader and the reference exclude each other.
+//! * The deploy lock is the original pgmi's key (`hashtextextended('pgmi.deploy.' ||
+//!   current_database(), 0)`), so this uploader and the original pgmi exclude each other.
 //! * On an idle connection the close sends nothing that makes the server warn (a bare
 //!   `ROLLBACK` would): it first asks whether a transaction is open.
 
@@ -22,7 +22,7 @@ use crate::exit::{Exit, Failure};
 use crate::ident::quote_ident;
 
 /// PostgreSQL 13 is the oldest server the extension is built for (pgrx 0.18 supports
-/// 13–18); the reference's floor was 11.
+/// 13–18); the original pgmi's floor was 11.
 pub const MIN_SERVER_VERSION_NUM: i32 = 130_000;
 
 /// First column of the first row of a simple query, as text.
@@ -66,8 +66,8 @@ fn version_label(num: i32) -> String {
     }
 }
 
-/// The per-database deploy lock's key, as the reference derives it (so this client and the
-/// original exclude each other), every operator qualified. A macro so that the statements
+/// The per-database deploy lock's key, as the original pgmi derives it (so this client and
+/// the original exclude each other), every operator qualified. A macro so that the statements
 /// using it can stay `const` (`concat!`).
 macro_rules! deploy_lock_key {
     () => {

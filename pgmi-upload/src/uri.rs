@@ -1,4 +1,4 @@
-//! `postgresql://` / `postgres://` connection URIs (reference `pgmi-cli.md` §2.4).
+//! `postgresql://` / `postgres://` connection URIs (README "Connecting").
 //!
 //! Parsed here rather than by the `postgres` crate because we must know which fields the
 //! URI set (flags and environment fill only the gaps), and because the crate rejects
@@ -14,7 +14,7 @@
 //! Query keys are libpq's connection keywords ([`apply_keyword`], shared with the libpq
 //! `key=value` strings of `connstr.rs`); a few that change nothing for a deploy are accepted
 //! and ignored ([`IGNORED_KEYWORDS`]); any other key is sent to the server as a run-time
-//! parameter (`-c key=value`), as the reference's driver does.
+//! parameter (`-c key=value`), as the original pgmi's driver does.
 
 /// The fields a URI may set; `None` means "not in the URI".
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,5 +1,4 @@
-//! The `--timeout` deadline and Ctrl-C / SIGTERM (reference `pgmi-cli.md` §2.8,
-//! `pgmi-session-api.md` §7.4).
+//! The `--timeout` deadline and Ctrl-C / SIGTERM (exit 16 and 130, README "Exit codes").
 //!
 //! Both cancel the statement running on the session through its cancel token (a separate
 //! connection sending a CancelRequest), and both set a flag the deploy reads to classify

@@ -138,7 +138,7 @@ impl Drop for TestDb {
 }
 
 /// The two ways to build a session (README, "Managed PostgreSQL"); tests of the session
-/// contract, of `pgmi_test` and of the deploy flow run against both through [`both_kinds!`].
+/// API, of `pgmi_test` and of the deploy flow run against both through [`both_kinds!`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `pgmi_load()` of the extension, installed in the test database.

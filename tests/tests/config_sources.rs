@@ -380,7 +380,7 @@ fn malformed_dotenv_warns_without_echoing_and_applies_nothing() {
 }
 
 /// No host anywhere: the default socket directory when its socket exists (a deliberate
-/// difference from the reference, which always tries localhost).
+/// difference from the original pgmi, which always tries localhost).
 #[test]
 fn default_unix_socket() {
     let (host, port, user) = server();

@@ -1,6 +1,7 @@
 //! `pgmi-upload deploy` end to end: exit codes, offline validation, parameters, the
-//! atomic-head/psql-tail execution model and the deploy lock (pgmi-session-api.md §2, §5,
-//! §7; acceptance checks 4, 11–14, 16, 55–60, 64, 65), with both session kinds.
+//! atomic-head/psql-tail execution model and the deploy lock (README "Exit codes" and
+//! "Lock-safe deploys"; docs/cookbook.md, "How `deploy.sql` is executed"), with both session
+//! kinds.
 
 use pgmi_tests::{
     both_kinds, connect, deploy_as, deploy_ok_as, pgmi_upload, Kind, Project, Run, TestDb,
@@ -25,7 +26,7 @@ fn database_exists(name: &str) -> bool {
         .is_some()
 }
 
-// Check 4: a trivial deploy into a database that does not exist yet: created (with the
+// A trivial deploy into a database that does not exist yet: created (with the
 // extension installed for an extension session, untouched for a portable one), no notices
 // at all, one execution unit.
 fn trivial_deploy_creates_the_database_and_is_silent(kind: Kind) {
@@ -100,8 +101,9 @@ fn assert_rejected_offline(
     run.stderr
 }
 
-// Checks 11 and 12 (exit 10 here, a deliberate difference: scan errors are configuration
-// errors), check 16, and deploy.sql missing (14).
+// A NUL byte and invalid UTF-8 (exit 10 here where the original pgmi exits 1, a deliberate
+// difference: scan errors are configuration errors), unsupported dunder directories, and
+// deploy.sql missing (14).
 fn bad_project_files_are_rejected_before_connecting(kind: Kind) {
     let stderr = assert_rejected_offline(
         kind,
@@ -145,7 +147,7 @@ fn bad_project_files_are_rejected_before_connecting(kind: Kind) {
     );
 }
 
-// Check 13.
+// A symlink is refused; one inside an excluded tree is never looked at.
 fn symlinks_are_refused_unless_excluded(kind: Kind) {
     let project = Project::with_deploy("SELECT 1;").file("real.sql", "SELECT 1;");
     std::os::unix::fs::symlink(
@@ -162,7 +164,7 @@ fn symlinks_are_refused_unless_excluded(kind: Kind) {
     deploy_ok_as(kind, &project, &db.name, &[]);
 }
 
-// Check 14: the 10 MiB cap, and PGMI_MAX_FILE_SIZE raising it on both sides.
+// The 10 MiB per-file cap, and PGMI_MAX_FILE_SIZE raising it on both sides.
 fn file_size_cap_and_override(kind: Kind) {
     let big = vec![b'x'; 10 * 1024 * 1024 + 1];
     let project = Project::with_deploy(
@@ -184,7 +186,7 @@ fn file_size_cap_and_override(kind: Kind) {
     assert_eq!(db.count("SELECT size_bytes FROM big"), 10 * 1024 * 1024 + 1);
 }
 
-// Checks 55 and 58: parameters reach pgmi.<key> settings and the view, exactly.
+// Parameters reach pgmi.<key> settings and the view, exactly.
 fn parameters_round_trip(kind: Kind) {
     let db = TestDb::unnamed("params");
     let project = Project::with_deploy(
@@ -237,7 +239,7 @@ fn parameters_round_trip(kind: Kind) {
     assert!(!row.get::<_, bool>(1));
 }
 
-// Check 57: key rules, checked before connecting.
+// Key rules, checked before connecting.
 fn parameter_keys_are_validated_offline(kind: Kind) {
     let project = Project::with_deploy("SELECT 1;");
     let path = project.path().to_str().expect("path");
@@ -264,7 +266,7 @@ fn parameter_keys_are_validated_offline(kind: Kind) {
     );
 }
 
-// Check 56: parameters are session-scoped and survive a rolled-back head.
+// Parameters are session-scoped and survive a rolled-back head.
 fn parameters_survive_a_rolled_back_head(kind: Kind) {
     let db = TestDb::unnamed("param_scope");
     let project = Project::with_deploy(
@@ -275,7 +277,7 @@ fn parameters_survive_a_rolled_back_head(kind: Kind) {
     assert_eq!(db.text("SELECT env FROM kept").as_deref(), Some("prod"));
 }
 
-// Check 59: three units, CREATE INDEX CONCURRENTLY in the tail.
+// Three units, CREATE INDEX CONCURRENTLY in the tail.
 fn tail_statements_run_one_by_one(kind: Kind) {
     let db = TestDb::unnamed("tail");
     let project = Project::with_deploy(
@@ -291,7 +293,7 @@ fn tail_statements_run_one_by_one(kind: Kind) {
     );
 }
 
-// Check 60: a tail failure keeps what earlier units committed.
+// A tail failure keeps what earlier units committed.
 fn tail_failure_keeps_committed_units(kind: Kind) {
     let db = TestDb::unnamed("tailfail");
     let project = Project::with_deploy(
@@ -321,7 +323,7 @@ fn head_failure_is_atomic_and_located(kind: Kind) {
     assert!(!exists(&db, "a"));
 }
 
-// Check 61 at the CLI level: a savepoint rollback is not a terminator.
+// At the CLI level: a savepoint rollback is not a terminator.
 fn rollback_to_savepoint_keeps_one_unit(kind: Kind) {
     let db = TestDb::unnamed("savepoint");
     let project = Project::with_deploy(
@@ -333,7 +335,7 @@ fn rollback_to_savepoint_keeps_one_unit(kind: Kind) {
     assert!(exists(&db, "a") && !exists(&db, "b"));
 }
 
-// Check 64: an explicit transaction left open is rolled back at the end.
+// An explicit transaction left open is rolled back at the end.
 fn uncommitted_transaction_is_rolled_back(kind: Kind) {
     let db = TestDb::unnamed("open_tx");
     let project = Project::with_deploy("BEGIN; CREATE TABLE t(id int);");
@@ -353,7 +355,7 @@ fn uncommitted_transaction_is_rolled_back(kind: Kind) {
     assert!(!exists(&db, "t"));
 }
 
-// Check 65: the session advisory lock serialises deploys per database only.
+// The session advisory lock serialises deploys per database only.
 fn concurrent_deploys_to_one_database_are_refused(kind: Kind) {
     let db = kind.db("lock");
     let other = TestDb::unnamed("lock_other");

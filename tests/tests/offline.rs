@@ -485,7 +485,8 @@ fn plan_rows_from_session(kind: Kind, project: &Project) -> Vec<String> {
         .collect()
 }
 
-// The contract's ordering fixture (acceptance check 45) plus keys and paths whose byte
+// The ordering fixture of session_api.rs (`~first`, `~~last`, a file with several sort keys)
+// plus keys and paths whose byte
 // order differs from any linguistic order, a non-SQL file, test files, a BOM and a
 // non-ASCII path; then the same project after `metadata scaffold --write`.
 fn plan_json_equals_the_session_view(kind: Kind) {

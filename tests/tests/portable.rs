@@ -1,8 +1,8 @@
 //! The two session kinds side by side (README, "Managed PostgreSQL"): the portable session
 //! with nothing but CONNECT and TEMPORARY,
-//! how `--session auto|extension|portable` chooses, the reference's `CALL pgmi_test(...)`
-//! macro forms (pgmi-session-api.md §6.6) in both kinds, and a corpus of broken projects that
-//! must fail with the same exit code and the same error in both kinds (§7.5, §7.6).
+//! how `--session auto|extension|portable` chooses, the original pgmi's `CALL pgmi_test(...)`
+//! macro forms in both kinds, and a corpus of broken projects that must fail with the same
+//! exit code and the same error in both kinds.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -272,7 +272,7 @@ fn least_privilege_role_deploys_with_a_portable_session() {
 }
 
 // Without TEMPORARY no session can be built, whatever the kind: the load fails before
-// deploy.sql ran (exit 1, as in the reference, §8.4), the hint names the grant, and
+// deploy.sql ran (exit 1, as in the original pgmi), the hint names the grant, and
 // nothing is created.
 #[test]
 fn role_without_temporary_gets_a_clear_failure() {
@@ -496,7 +496,7 @@ fn test_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-// The reference's macro forms are rewritten into `CALL pg_temp.pgmi_test(...)`, so they
+// The original pgmi's macro forms are rewritten into `CALL pg_temp.pgmi_test(...)`, so they
 // work whatever the search_path (here it does not include the extension's schema), with a
 // pattern and with a callback; forms in comments, in string literals and in dollar-quoted
 // bodies are not macros (the DO block's qualified call runs as written).

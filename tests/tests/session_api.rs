@@ -1,4 +1,4 @@
-//! The session contract (pgmi-session-api.md §1–§5), checked on real sessions of both kinds
+//! The session API (docs/session-api.md), checked on real sessions of both kinds
 //! (README, "Managed PostgreSQL"): files loaded from an ordinary connection
 //! (`pgmi_load()`, the psql path, or the portable session's client-side load), and projects
 //! deployed with the real `pgmi-upload` binary.
@@ -61,11 +61,13 @@ fn internal_objects(kind: Kind) -> (Vec<String>, Vec<String>) {
     (routines, types)
 }
 
-// Check 1: exactly the contract's objects in pg_temp, and nothing else: the nine
-// reference functions plus pgmi_test (a procedure) and pgmi_test_results in both kinds,
-// and besides them only the internal _pgmi_test_* helpers of the kind's own SQL file (the
-// portable session's PL/pgSQL test runner; the extension's capture of a test's SQLSTATE).
-fn zero_file_session_has_exactly_the_contract_objects(kind: Kind) {
+// Exactly the session API's objects in pg_temp, and nothing else: the nine functions of the
+// original pgmi's session plus pgmi_test (a procedure), pgmi_test_results and pgmi_execute
+// in both kinds, and besides them only the internal _pgmi_test_* and _pgmi_execute_*
+// helpers of the kind's own SQL file (the portable session's PL/pgSQL test runner; the
+// extension's capture of a test's SQLSTATE; pgmi_execute's statements and positions), and
+// the portable session's table of where each file's statements start.
+fn zero_file_session_has_exactly_the_session_api_objects(kind: Kind) {
     let db = kind.db("objects");
     let mut c = db.client();
     kind.load(&mut c, &[]);
@@ -77,6 +79,7 @@ fn zero_file_session_has_exactly_the_contract_objects(kind: Kind) {
     assert_eq!(
         routines,
         [
+            "pgmi_execute f",
             "pgmi_has_tests f",
             "pgmi_is_sql_file f",
             "pgmi_persist_test_plan f",
@@ -95,9 +98,16 @@ fn zero_file_session_has_exactly_the_contract_objects(kind: Kind) {
         expected_routines
             .iter()
             .chain(&expected_types)
-            .all(|name| name.starts_with("_pgmi_test_")),
-        "internal helpers are named _pgmi_test_*: {expected_routines:?} {expected_types:?}"
+            .all(|name| name.starts_with("_pgmi_test_") || name.starts_with("_pgmi_execute_")),
+        "internal helpers are named _pgmi_test_* or _pgmi_execute_*: {expected_routines:?} {expected_types:?}"
     );
+    // pgmi_execute's two helpers, in both kinds
+    for helper in ["_pgmi_execute_position f", "_pgmi_execute_statements f"] {
+        assert!(
+            expected_routines.iter().any(|r| r == helper),
+            "{helper}: {expected_routines:?}"
+        );
+    }
     if kind == Kind::Portable {
         assert!(!expected_routines.is_empty(), "the portable test runner");
     }
@@ -130,16 +140,18 @@ fn zero_file_session_has_exactly_the_contract_objects(kind: Kind) {
         &mut c,
         "SELECT relname::text FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r' ORDER BY 1",
     );
-    assert_eq!(
-        tables,
-        [
-            "_pgmi_parameter",
-            "_pgmi_source",
-            "_pgmi_source_metadata",
-            "_pgmi_test_directory",
-            "_pgmi_test_source"
-        ]
-    );
+    let mut expected_tables = vec![
+        "_pgmi_parameter",
+        "_pgmi_source",
+        "_pgmi_source_metadata",
+        "_pgmi_test_directory",
+        "_pgmi_test_source",
+    ];
+    if kind == Kind::Portable {
+        // where each file's statements start, for pgmi_execute (the extension computes it)
+        expected_tables.insert(3, "_pgmi_source_statement");
+    }
+    assert_eq!(tables, expected_tables);
     let types = strings(
         &mut c,
         "SELECT typname::text FROM pg_type WHERE typnamespace = pg_my_temp_schema() AND typtype = 'c' \
@@ -164,8 +176,8 @@ fn columns(c: &mut Client, relation: &str) -> Vec<String> {
     .collect()
 }
 
-// Checks 2 and 3: view columns and the event type, in order, with types.
-fn view_columns_and_event_type_match_the_contract(kind: Kind) {
+// View columns and the event type, in order, with types.
+fn view_columns_and_event_type_match_the_session_api(kind: Kind) {
     let db = kind.db("columns");
     let mut c = db.client();
     kind.load(&mut c, &[]);
@@ -249,7 +261,7 @@ fn view_columns_and_event_type_match_the_contract(kind: Kind) {
     );
 }
 
-// Checks 5–8: pgmi_register_file normalises and derives like the reference.
+// `pgmi_register_file` normalises paths and derives their columns like the original pgmi.
 fn register_file_normalises_and_derives(kind: Kind) {
     let db = kind.db("register");
     let mut c = db.client();
@@ -317,7 +329,7 @@ fn register_file_normalises_and_derives(kind: Kind) {
     assert_eq!(err.code().map(|s| s.code()), Some("23505"));
 }
 
-// Check 9.
+// `pgmi_is_sql_file`: the eight SQL extensions, ASCII case-insensitively, final extension only.
 fn sql_extension_list(kind: Kind) {
     let db = kind.db("sqlext");
     let mut c = db.client();
@@ -348,7 +360,7 @@ fn sql_extension_list(kind: Kind) {
     }
 }
 
-// Checks 42–44 through the session: the same hashes the reference stores.
+// The checksums computed by the session: the same hashes the original pgmi stores.
 fn checksums_are_bit_exact(kind: Kind) {
     let db = kind.db("checksums");
     let mut c = db.client();
@@ -415,7 +427,7 @@ fn meta(id: &str, keys: &[&str]) -> String {
     format!("/* <pgmi-meta id=\"{id}\" idempotent=\"true\">{keys}</pgmi-meta> */\nSELECT 1;\n")
 }
 
-// Check 45 (on a linguistic collation) and check 46.
+// The plan view orders by bytes even on a linguistic collation, with one row per sort key.
 fn plan_view_orders_by_bytes_and_expands_sort_keys(kind: Kind) {
     // An ICU en-US database: its collation puts '-' and '_' and '.' in a different order
     // than bytes do, which is what the plan must not follow.
@@ -486,7 +498,7 @@ fn plan_view_orders_by_bytes_and_expands_sort_keys(kind: Kind) {
     assert_eq!(sort_keys, "{}");
 }
 
-// Checks 46 and 47: generic_id is md5 of the UTF-8 path bytes, on UTF8 and LATIN1 databases.
+// `generic_id` is md5 of the UTF-8 path bytes, on UTF8 and LATIN1 databases.
 fn generic_id_is_the_same_on_utf8_and_latin1_databases(kind: Kind) {
     for encoding in ["UTF8", "LATIN1"] {
         let db = db_with(
@@ -525,7 +537,8 @@ fn generic_id_is_the_same_on_utf8_and_latin1_databases(kind: Kind) {
     }
 }
 
-// Checks 10, 15, 17, 18, 19 through a real deploy: deploy.sql copies the views into a
+// Excluded paths, BOM stripping, the root deploy.sql, non-SQL test files and fixture names,
+// through a real deploy: deploy.sql copies the views into a
 // permanent table, the test reads it afterwards.
 fn deploy_loads_exactly_the_project_files(kind: Kind) {
     let db = TestDb::unnamed("loaded");
@@ -597,7 +610,7 @@ fn deploy_loads_exactly_the_project_files(kind: Kind) {
     assert_eq!(dirs, ["./__test__/ NULL 0"]);
 }
 
-// Check 20: gapped test trees and the plan over them.
+// Gapped test trees and the plan over them.
 fn gapped_test_tree_and_its_plan(kind: Kind) {
     let db = kind.db("gapped");
     let mut c = db.client();
@@ -675,8 +688,8 @@ fn rows_satisfy_every_constraint_added_not_valid(kind: Kind) {
 }
 
 both_kinds!(
-    zero_file_session_has_exactly_the_contract_objects,
-    view_columns_and_event_type_match_the_contract,
+    zero_file_session_has_exactly_the_session_api_objects,
+    view_columns_and_event_type_match_the_session_api,
     register_file_normalises_and_derives,
     sql_extension_list,
     checksums_are_bit_exact,

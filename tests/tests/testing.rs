@@ -1,13 +1,13 @@
-//! `CALL pgmi_test()` end to end (pgmi-session-api.md §6; acceptance checks 21–35 and 41,
-//! with 36–40 replaced by the behaviour of a real procedure), isolation, and the notice and
-//! report outputs as golden files; every test runs against both session kinds.
+//! `CALL pgmi_test()` end to end (docs/testing.md): the plan, patterns, callbacks, failures,
+//! isolation, and the notice and report outputs as golden files; every test runs against
+//! both session kinds.
 
 use pgmi_tests::{
     assert_golden, both_kinds, deploy_as, deploy_ok_as, redact, Client, Kind, Project, TestDb,
 };
 
-/// The reference's TEST 7b tree (§6.1) under `project`.
-fn reference_tree(project: Project) -> Project {
+/// A three-level test tree with fixtures at two levels, under `project`.
+fn example_tree(project: Project) -> Project {
     project
         .file(
             "__test__/_setup.sql",
@@ -85,14 +85,10 @@ fn redact_session(kind: Kind, stderr: &str, db: &str) -> String {
     redact(&out, db)
 }
 
-// Checks 21 and 23: the plan, whole and filtered, from both entry points.
-fn plan_matches_the_reference(kind: Kind) {
+// The plan, whole and filtered, from both entry points.
+fn plan_of_a_three_level_tree_whole_and_filtered(kind: Kind) {
     let db = kind.db("plan");
-    let mut c = session(
-        kind,
-        &db,
-        &reference_tree(Project::with_deploy("SELECT 1;")),
-    );
+    let mut c = session(kind, &db, &example_tree(Project::with_deploy("SELECT 1;")));
     let full = plan(&mut c, "SELECT * FROM pg_temp.pgmi_test_plan()");
     assert_eq!(
         full,
@@ -133,7 +129,7 @@ fn plan_matches_the_reference(kind: Kind) {
     );
 }
 
-// Check 22: byte order even where the database collation would say otherwise.
+// Byte order even where the database collation would say otherwise.
 fn test_order_is_byte_order_on_a_linguistic_collation(kind: Kind) {
     let db = TestDb::unnamed("icu");
     pgmi_tests::connect("postgres")
@@ -194,8 +190,8 @@ fn server_error(
     )
 }
 
-// Checks 24–27: pattern validation, empty plans and the compatibility generator.
-fn pattern_callback_and_generator_contract(kind: Kind) {
+// Pattern validation, empty plans and the compatibility generator.
+fn patterns_callbacks_and_the_compatibility_generator(kind: Kind) {
     let db = kind.db("generate");
     let mut empty = session(kind, &db, &Project::with_deploy("SELECT 1;"));
     let (code, message, hint) =
@@ -219,11 +215,7 @@ fn pattern_callback_and_generator_contract(kind: Kind) {
         ("P0002", "pgmi: no tests were discovered")
     );
 
-    let mut c = session(
-        kind,
-        &db,
-        &reference_tree(Project::with_deploy("SELECT 1;")),
-    );
+    let mut c = session(kind, &db, &example_tree(Project::with_deploy("SELECT 1;")));
     let sql: String = c
         .query_one("SELECT pg_temp.pgmi_test_generate('zzz')", &[])
         .expect("generate")
@@ -282,7 +274,8 @@ const APPLY_MIGRATIONS: &str = "DO $$ DECLARE m record; BEGIN \
     FOR m IN SELECT content FROM pgmi_plan_view WHERE path LIKE './migrations/%' ORDER BY execution_order \
     LOOP EXECUTE m.content; END LOOP; END $$;\n";
 
-// Checks 28 and 30, plus the notice stream and both report formats as golden files.
+// A passing suite: its rows are rolled back, and the notice stream and both report formats
+// match their golden files.
 fn passing_suite_notices_isolation_and_reports(kind: Kind) {
     let db = TestDb::unnamed("suite");
     let project = tests_project(&format!(
@@ -322,7 +315,7 @@ fn passing_suite_notices_isolation_and_reports(kind: Kind) {
     );
 }
 
-// Check 29: --verbose adds the DEBUG lines, each with its timestamp.
+// --verbose adds the DEBUG lines, each with its timestamp.
 fn verbose_shows_rollback_and_teardown_lines(kind: Kind) {
     let db = TestDb::unnamed("verbose");
     let project = tests_project(&format!(
@@ -347,9 +340,9 @@ fn verbose_shows_rollback_and_teardown_lines(kind: Kind) {
     assert!(has("s] [pgmi] Teardown: ./__test__/"), "{}", run.stderr);
 }
 
-// Replaces checks 36 and 37: a real procedure works without BEGIN, inside DO, and inside
-// functions and procedures. The uploader rewrites only the reference's macro forms, and a
-// DO body (a literal) or a NULL callback argument is none of them: such calls name
+// A real procedure works without BEGIN, inside DO, and inside functions and procedures. The
+// uploader rewrites only the original pgmi's macro forms, and a DO body (a literal) or a
+// NULL callback argument is none of them: such calls name
 // pg_temp.pgmi_test, which every session has. Unqualified, they reach the extension's own
 // procedure, which only extension sessions have.
 fn works_in_autocommit_and_inside_do_blocks(kind: Kind) {
@@ -376,7 +369,7 @@ fn works_in_autocommit_and_inside_do_blocks(kind: Kind) {
     }
 }
 
-// Check 31: which callback side effects persist, on a three-level tree.
+// Which callback side effects persist, on a three-level tree.
 fn only_three_callback_events_persist(kind: Kind) {
     let db = TestDb::unnamed("events");
     let deploy_sql = "BEGIN;\n\
@@ -386,7 +379,7 @@ fn only_three_callback_events_persist(kind: Kind) {
             AS $$ INSERT INTO events VALUES (e.event, e.ordinal, e.depth) $$;\n\
         CALL pgmi_test(NULL, 'pg_temp.event_logger');\n\
         COMMIT;\n";
-    let project = reference_tree(Project::with_deploy(deploy_sql));
+    let project = example_tree(Project::with_deploy(deploy_sql));
     let run = deploy_as(kind, &project, &db.name, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut c = db.client();
@@ -410,7 +403,8 @@ fn only_three_callback_events_persist(kind: Kind) {
     );
 }
 
-// Check 32 and the server-side replacements of checks 39–40.
+// An unknown callback, an unsafe callback name, an invalid pattern and a pattern that
+// matches no test all fail on the server, with their SQLSTATE (exit 13).
 fn bad_callbacks_and_patterns_fail_on_the_server(kind: Kind) {
     for (call, sqlstate) in [
         ("CALL pgmi_test(NULL, 'my_cb');", "42883"),
@@ -430,7 +424,7 @@ fn bad_callbacks_and_patterns_fail_on_the_server(kind: Kind) {
     }
 }
 
-// Check 33: a failing test aborts the head; the error keeps its SQLSTATE.
+// A failing test aborts the head; the error keeps its SQLSTATE.
 fn failing_test_rolls_back_the_head(kind: Kind) {
     let db = TestDb::unnamed("failing");
     let project = tests_project(&format!(
@@ -483,7 +477,7 @@ fn failing_test_rolls_back_the_head(kind: Kind) {
     );
 }
 
-// Check 34: SQLSTATE and DETAIL survive, HINT does not.
+// SQLSTATE and DETAIL survive, HINT does not.
 fn failure_keeps_sqlstate_and_detail_drops_hint(kind: Kind) {
     let db = TestDb::unnamed("detail");
     let project = tests_project(&format!("{APPLY_MIGRATIONS}CALL pgmi_test();\n")).file(
@@ -498,7 +492,7 @@ fn failure_keeps_sqlstate_and_detail_drops_hint(kind: Kind) {
     assert!(json.get("hint").is_none(), "{json}");
 }
 
-// Check 35: a failing fixture stops the suite before any test.
+// A failing fixture stops the suite before any test.
 fn failing_fixture_stops_the_suite(kind: Kind) {
     let db = TestDb::unnamed("fixture");
     let project = tests_project(&format!("{APPLY_MIGRATIONS}CALL pgmi_test();\n")).file(
@@ -587,14 +581,10 @@ fn nested_fixtures_three_levels_deep(kind: Kind) {
     assert_eq!(db.count("SELECT count(*) FROM seen"), 0);
 }
 
-// Check 41: persisting the plan into a permanent table.
+// Persisting the plan into a permanent table.
 fn persist_test_plan(kind: Kind) {
     let db = kind.db("persist");
-    let mut c = session(
-        kind,
-        &db,
-        &reference_tree(Project::with_deploy("SELECT 1;")),
-    );
+    let mut c = session(kind, &db, &example_tree(Project::with_deploy("SELECT 1;")));
     c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', NULL)")
         .expect("persist");
     assert_eq!(db.count("SELECT count(*) FROM public.pgmi_test_plan"), 10);
@@ -605,7 +595,7 @@ fn persist_test_plan(kind: Kind) {
         .notice_callback(move |n| sink.lock().expect("lock").push(n.message().to_string()))
         .connect(postgres::NoTls)
         .expect("connect");
-    let project = reference_tree(Project::with_deploy("SELECT 1;"));
+    let project = example_tree(Project::with_deploy("SELECT 1;"));
     load_project(kind, &mut c, &project);
     c.batch_execute("SELECT pg_temp.pgmi_persist_test_plan('public', 'oauth')")
         .expect("persist again");
@@ -624,9 +614,9 @@ fn persist_test_plan(kind: Kind) {
 }
 
 both_kinds!(
-    plan_matches_the_reference,
+    plan_of_a_three_level_tree_whole_and_filtered,
     test_order_is_byte_order_on_a_linguistic_collation,
-    pattern_callback_and_generator_contract,
+    patterns_callbacks_and_the_compatibility_generator,
     passing_suite_notices_isolation_and_reports,
     verbose_shows_rollback_and_teardown_lines,
     works_in_autocommit_and_inside_do_blocks,

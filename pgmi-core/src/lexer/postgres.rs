@@ -284,7 +284,7 @@ fn line_comment_end(src: &[u8], start: usize) -> usize {
 }
 
 /// End of the (nesting) block comment opening at `start`, and whether it was closed.
-/// The reference's scanner reads block comments, quoted identifiers and dollar bodies the
+/// The original pgmi's scanner reads block comments, quoted identifiers and dollar bodies the
 /// same way, so these three scans serve both rule sets.
 pub(super) fn block_comment_end(src: &[u8], start: usize) -> (bool, usize) {
     let mut depth = 1usize;

@@ -205,7 +205,7 @@ fn postgres_dollar_tags_follow_identifier_rules() {
     assert_eq!(dollar("$_1$x$_1$"), Some((4, true)));
     assert_eq!(dollar("$1a$x$1a$"), None);
     assert_eq!(dollar("$ab$ $a$ $ab$"), Some((4, true)));
-    // Reference rules: ASCII tags only, and `a$b$` opens one.
+    // `Rules::Reference` (the original pgmi's): ASCII tags only, and `a$b$` opens one.
     assert!(!pieces(b"$\xc3\xa9$").any(|p| matches!(p.kind, PieceKind::Dollar { .. })));
     assert!(pieces(b"a$b$").any(|p| matches!(p.kind, PieceKind::Dollar { .. })));
     assert!(

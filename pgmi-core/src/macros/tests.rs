@@ -205,7 +205,7 @@ fn prefix_rules() {
     assert_rewrites("(CALL pgmi_test())", &format!("({BARE})"));
     assert_rewrites("x/**/CALL pgmi_test();", &format!("x/**/{BARE}"));
     assert_rewrites("'s'CALL pgmi_test();", &format!("'s'{BARE}"));
-    // `.` is a valid prefix: the reference matches the tail of `other.CALL pgmi_test()` too.
+    // `.` is a valid prefix: the original pgmi matches the tail of `other.CALL pgmi_test()` too.
     assert_rewrites("x.CALL pgmi_test();", &format!("x.{BARE}"));
     // Any non-ASCII character is outside the class, except the two Go folds into it.
     assert_rewrites("éCALL pgmi_test();", &format!("é{BARE}"));
@@ -421,7 +421,7 @@ fn never_panics_and_keeps_newlines_on_generated_inputs() {
     }
 }
 
-/// A naive backtracking matcher for the reference regex, written from the regex text rather
+/// A naive backtracking matcher for the original pgmi's regex, written from the regex text rather
 /// than from the forced-step argument `match_at` relies on.
 enum Node {
     /// `(^|[^A-Za-z0-9_])` under Go's `(?i)`.

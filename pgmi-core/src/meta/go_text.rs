@@ -1,6 +1,6 @@
 //! The few Go standard-library text rules whose output reaches pgmi's metadata error messages
 //! (`strings.TrimSpace`, `strconv.ParseBool` as `encoding/xml` applies it to attributes, and
-//! `strconv.Quote` / `%q`). Reproduced so messages match the reference byte for byte.
+//! `strconv.Quote` / `%q`). Reproduced so messages match the original pgmi's byte for byte.
 
 /// Decodes the UTF-8 character at the start of `b`, like Go's `utf8.DecodeRune`: `None` for an
 /// invalid or truncated sequence (Go's `RuneError` of width 1).

@@ -26,7 +26,7 @@ fn err(content: &str) -> MetaError {
 }
 
 #[test]
-fn check_48_where_metadata_may_appear() {
+fn metadata_is_found_in_any_top_level_block_comment_only() {
     let m = get(&format!("SELECT 1; {}", valid())).unwrap();
     assert_eq!(m.id.to_string(), ID);
     assert!(m.idempotent);
@@ -50,7 +50,7 @@ fn check_48_where_metadata_may_appear() {
 }
 
 #[test]
-fn check_49_multiple_and_old_format() {
+fn two_blocks_and_the_old_namespaced_format_are_rejected() {
     let e = err(&format!("{}\n{}", valid(), valid()));
     assert_eq!(e.kind, MetaErrorKind::MultipleBlocks);
     assert_eq!(
@@ -70,7 +70,7 @@ fn check_49_multiple_and_old_format() {
 }
 
 #[test]
-fn check_50_required_attributes_and_bool() {
+fn id_and_idempotent_are_required_and_idempotent_parses_as_go_bool() {
     let e = err(&block(r#"idempotent="true""#, ""));
     assert_eq!(e.kind, MetaErrorKind::Invalid);
     assert!(e.message.starts_with(
@@ -126,7 +126,7 @@ fn validation_message_is_numbered_and_exact() {
 }
 
 #[test]
-fn check_51_id_forms() {
+fn id_accepts_the_uuid_forms_go_accepts() {
     for form in [
         format!("{{{ID}}}"),
         format!("urn:uuid:{ID}"),
@@ -156,7 +156,7 @@ fn check_51_id_forms() {
 }
 
 #[test]
-fn check_52_keys_and_description() {
+fn blank_sort_keys_and_descriptions_are_rejected_others_kept_verbatim() {
     let attrs = format!(r#"id="{ID}" idempotent="false""#);
     let m = get(&block(&attrs, "<sortKeys><key> 001/000 </key></sortKeys>")).unwrap();
     assert_eq!(m.sort_keys, [" 001/000 "]);
@@ -174,7 +174,7 @@ fn check_52_keys_and_description() {
 }
 
 #[test]
-fn check_53_size_limit() {
+fn blocks_over_the_size_limit_are_rejected() {
     let attrs = format!(r#"id="{ID}" idempotent="true""#);
     let fits = format!("<pgmi-meta {attrs}><description>x</description></pgmi-meta>");
     let pad = MAX_METADATA_BYTES - fits.len();
@@ -213,12 +213,12 @@ fn syntax_errors_name_the_line() {
 
 #[test]
 fn unterminated_comments() {
-    // The reference drops the last two bytes of an unterminated comment.
+    // The original pgmi drops the last two bytes of an unterminated comment.
     let open = format!("/* <pgmi-meta id=\"{ID}\" idempotent=\"true\"></pgmi-meta>xy");
     assert!(get(&open).is_some());
     let open = format!("/* <pgmi-meta id=\"{ID}\" idempotent=\"true\"/>");
     assert_eq!(err(&open).reason, "unexpected EOF");
-    // Where the reference crashed: `/*` plus fewer than two bytes at EOF.
+    // Where the original pgmi crashed: `/*` plus fewer than two bytes at EOF.
     for tail in ["SELECT 1; /*", "/*x", "/*é", "/**"] {
         assert_eq!(get(tail), None, "{tail:?}");
     }
@@ -226,7 +226,7 @@ fn unterminated_comments() {
 }
 
 #[test]
-fn check_54_duplicate_ids() {
+fn duplicate_ids_are_listed_in_id_and_path_order() {
     let a = Uuid::parse(ID.as_bytes()).unwrap();
     let b = Uuid::parse(b"00000000-0000-0000-0000-0000000000ff").unwrap();
     let c = Uuid::parse(b"ffffffff-0000-0000-0000-000000000000").unwrap();

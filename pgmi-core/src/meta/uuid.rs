@@ -1,5 +1,5 @@
-//! `Uuid`: 16 bytes, printed in canonical lowercase form, parsed the way the reference's
-//! google/uuid `Parse`/`UnmarshalText` does (§4.2) — including its error texts, which reach
+//! `Uuid`: 16 bytes, printed in canonical lowercase form, parsed the way the original
+//! pgmi's google/uuid `Parse`/`UnmarshalText` does — including its error texts, which reach
 //! users verbatim.
 
 use std::fmt;

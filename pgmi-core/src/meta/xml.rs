@@ -1,5 +1,6 @@
-//! The XML subset `<pgmi-meta>` needs, decoded exactly as the reference's Go `encoding/xml`
-//! `Decoder.Decode` (strict mode) decodes it into pgmi's struct (contract §4.2):
+//! The XML subset `<pgmi-meta>` needs, decoded exactly as the original pgmi's Go
+//! `encoding/xml` `Decoder.Decode` (strict mode) decodes it into its struct, so the same
+//! blocks are accepted and the same errors reported:
 //!
 //! * tokens before the first start element (text, comments, processing instructions,
 //!   directives) are skipped, but still checked — `a < b` or `&nbsp;` there is a syntax error;

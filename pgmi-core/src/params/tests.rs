@@ -76,7 +76,7 @@ fn params_file_errors_carry_line_numbers() {
 }
 
 #[test]
-fn key_rules_check_57() {
+fn keys_must_be_simple_identifiers_of_at_most_63_bytes() {
     for bad in ["1abc", "bad-key", "", "a b", "é", "a.b", "abc\n"] {
         let err = validate_key(bad).unwrap_err();
         assert_eq!(
@@ -108,13 +108,13 @@ fn value_rules_name_the_key_never_the_value() {
 }
 
 #[test]
-fn finalize_lowercases_check_55() {
+fn finalize_lowercases_keys() {
     let out = finalize(pairs(&[("MyParam", "value1")])).unwrap();
     assert_eq!(out, pairs(&[("myparam", "value1")]));
 }
 
 #[test]
-fn finalize_keeps_values_exactly_check_58() {
+fn finalize_keeps_values_exactly() {
     let values = [
         "a&b",
         "{\"k\": [1, 2]}",

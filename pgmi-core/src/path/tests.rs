@@ -8,7 +8,7 @@ fn parts(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-// ---- §2.3 derivation table, one test per row -------------------------------------------
+// ---- The columns derived from a path, one test per path ---------------------------------
 
 #[test]
 fn derive_migrations_001() {
@@ -27,7 +27,7 @@ fn derive_migrations_001() {
 
 #[test]
 fn derive_backslash_path() {
-    // Acceptance check 5.
+    // Backslashes become slashes and the `./` prefix is added.
     let r = row("migrations\\002.sql");
     assert_eq!(r.path, "./migrations/002.sql");
     assert_eq!(r.name, "002.sql");
@@ -160,7 +160,7 @@ fn hand_built_rows_are_checked_too() {
     );
 }
 
-// ---- §1.4 normalisation ------------------------------------------------------------------
+// ---- Normalisation ----------------------------------------------------------------------
 
 #[test]
 fn normalize_rules() {
@@ -187,7 +187,7 @@ fn extension_rule() {
     assert_eq!(extension_of("abc"), "");
 }
 
-// ---- §8.2 / acceptance check 9 -------------------------------------------------------------
+// ---- The SQL extensions -----------------------------------------------------------------
 
 #[test]
 fn sql_extension_list() {
@@ -221,7 +221,7 @@ fn sql_extension_list() {
     }
 }
 
-// ---- §2.1 exclusions ----------------------------------------------------------------------
+// ---- Exclusions -------------------------------------------------------------------------
 
 #[test]
 fn exclusions() {
@@ -255,7 +255,7 @@ fn exclusions() {
     }
 }
 
-// ---- §2.4 routing helpers ---------------------------------------------------------------
+// ---- Test paths and fixtures ------------------------------------------------------------
 
 #[test]
 fn test_paths_and_fixtures() {
@@ -281,7 +281,7 @@ fn test_paths_and_fixtures() {
     assert_eq!(file_name_of("./__test__/a/t.sql"), "t.sql");
 }
 
-// ---- §2.5 depth -------------------------------------------------------------------------
+// ---- Test directory depth ---------------------------------------------------------------
 
 #[test]
 fn test_directory_depths() {
@@ -295,7 +295,7 @@ fn test_directory_depths() {
     assert_eq!(test_directory_depth("./__tests__/a/__test__/b/"), 3);
 }
 
-// ---- §2.2 step 4 --------------------------------------------------------------------------
+// ---- Dunder directories -----------------------------------------------------------------
 
 #[test]
 fn dunder_check() {

@@ -1,7 +1,7 @@
 //! The one error type of project walking and building.
 //!
-//! Display texts name the file once, in `./` form, with the reference's wording where §2.2
-//! gives it; [`ProjectError::hint`] adds what to do about it.
+//! Display texts name the file once, in `./` form, with the original pgmi's wording where it
+//! has one (scripts may match it); [`ProjectError::hint`] adds what to do about it.
 
 use std::io;
 use std::path::PathBuf;
@@ -77,7 +77,7 @@ pub enum ProjectError {
     #[error("unsupported directory \"{dir}\" in path {}; only __test__ and __tests__ are allowed", crate::path::go_quote(.path))]
     UnsupportedDirectory { dir: String, path: String },
 
-    /// Display is the reference's full text (`metadata error in ./x.sql (line N): …` plus
+    /// Display is the original pgmi's full text (`metadata error in ./x.sql (line N): …` plus
     /// its `Hint:` paragraph, or the numbered `invalid PGMI metadata in ./x.sql:` report).
     #[error("{0}")]
     Metadata(Box<MetaError>),
@@ -151,7 +151,7 @@ impl ProjectError {
     }
 
     /// Actionable advice for the user, kept out of `Display` — except for
-    /// [`ProjectError::Metadata`], whose `Display` is the reference's text and already ends
+    /// [`ProjectError::Metadata`], whose `Display` is the original pgmi's text and already ends
     /// with the same advice (use [`MetaError::reason`] when rendering message and hint apart).
     pub fn hint(&self) -> Option<String> {
         Some(match self {

@@ -31,7 +31,7 @@ fn names_once(e: &ProjectError, path: &str) {
 }
 
 #[test]
-fn nul_byte_check_11() {
+fn nul_byte_is_rejected_naming_the_file_once() {
     let e = err(vec![raw("data/blob.bin", b"ab\0cd")]);
     assert_eq!(e.kind(), ErrorKind::NulByte);
     assert!(
@@ -44,7 +44,7 @@ fn nul_byte_check_11() {
 }
 
 #[test]
-fn invalid_utf8_check_12() {
+fn invalid_utf8_is_rejected_naming_the_file_once() {
     let e = err(vec![raw("x.sql", b"\xff\xfe")]);
     assert_eq!(e.kind(), ErrorKind::InvalidUtf8);
     assert!(
@@ -53,13 +53,14 @@ fn invalid_utf8_check_12() {
         "{e}"
     );
     names_once(&e, "./x.sql");
-    // UTF-16 text contains NULs, which are reported first (step 5 before step 6).
+    // UTF-16 text contains NULs, which are reported first (the NUL check runs before the
+    // UTF-8 check).
     let e = err(vec![raw("u16.sql", b"\xff\xfeS\0E\0")]);
     assert_eq!(e.kind(), ErrorKind::NulByte);
 }
 
 #[test]
-fn bom_is_stripped_check_15() {
+fn bom_is_stripped() {
     let p = built(&[
         ("migrations/001_bom.sql", "\u{feff}CREATE TABLE t (id int);"),
         ("migrations/002_plain.sql", "CREATE TABLE t (id int);"),
@@ -76,7 +77,7 @@ fn bom_is_stripped_check_15() {
 }
 
 #[test]
-fn unsupported_dunder_check_16() {
+fn unsupported_dunder_directory_is_rejected() {
     let e = err(vec![raw("__init__/x.py", b"")]);
     assert_eq!(e.kind(), ErrorKind::UnsupportedDirectory);
     assert_eq!(
@@ -92,7 +93,7 @@ fn unsupported_dunder_check_16() {
 }
 
 #[test]
-fn root_deploy_sql_excluded_check_17() {
+fn root_deploy_sql_excluded_nested_one_loaded() {
     let p = built(&[
         ("deploy.sql", "SELECT 1;"),
         ("examples/deploy.sql", "SELECT 2;"),
@@ -104,7 +105,7 @@ fn root_deploy_sql_excluded_check_17() {
 }
 
 #[test]
-fn non_sql_test_files_are_dropped_check_18() {
+fn non_sql_test_files_are_dropped() {
     let p = built(&[
         ("__test__/README.md", "# tests"),
         ("__test__/test_a.sql", "SELECT 1;"),
@@ -122,7 +123,7 @@ fn non_sql_test_files_are_dropped_check_18() {
 }
 
 #[test]
-fn fixtures_check_19() {
+fn only_setup_sql_and_setup_psql_are_fixtures() {
     let p = built(&[
         ("__test__/_SETUP.PSQL", ""),
         ("__test__/_setup.pgsql", ""),
@@ -144,7 +145,7 @@ fn fixtures_check_19() {
 }
 
 #[test]
-fn gapped_tree_check_20() {
+fn gapped_tree_parent_is_the_nearest_test_directory() {
     let p = built(&[
         ("__test__/_setup.sql", ""),
         ("__test__/test_a.sql", ""),
@@ -163,7 +164,7 @@ fn gapped_tree_check_20() {
 }
 
 #[test]
-fn test_directory_rows_follow_section_2_5() {
+fn test_directory_rows_have_parent_depth_and_order() {
     let p = built(&[
         ("a/__test__/t.sql", ""),
         ("b/__test__/x/y/t.sql", ""),
@@ -189,7 +190,7 @@ fn test_directory_rows_follow_section_2_5() {
 }
 
 #[test]
-fn excluded_paths_are_ignored_and_not_counted_check_10() {
+fn excluded_paths_are_ignored_and_not_counted() {
     let p = build(vec![
         raw(".git/index", b"\0\0binary"),
         raw(".venv/lib/site.py", b"x"),
@@ -277,7 +278,7 @@ fn constraint_errors_come_after_scan_errors() {
     // A NUL in a later file wins over the earlier file's constraint violation.
     let e = err(vec![raw(&deep, b""), raw("z.bin", b"\0")]);
     assert_eq!(e.kind(), ErrorKind::NulByte);
-    // Test files have no depth limit in the reference schema.
+    // Test files have no depth limit in the original pgmi's schema.
     let deep_test = format!("__test__/{}t.sql", "d/".repeat(120));
     assert_eq!(
         build(vec![raw(&deep_test, b"")]).unwrap().test_directories[0].depth,

@@ -1,12 +1,13 @@
-//! Reading a project directory from disk (reference §2.1, §2.2 step 1).
+//! Reading a project directory from disk: which files a project holds, in which order, and
+//! the per-file size cap.
 //!
 //! Invariants:
-//! * Order is the reference's `WalkDir` order: depth first, each directory's entries sorted
+//! * Order is the original pgmi's `WalkDir` order: depth first, each directory's entries sorted
 //!   by name bytes. Directories produce nothing.
 //! * Exclusion (hidden, `node_modules`, `__pycache__`, root `deploy.sql`) is decided from the
 //!   name before anything is opened, so junk inside excluded trees never fails the walk.
 //! * Symlinks (to files or directories) are refused, never followed; FIFOs, sockets and
-//!   devices are refused too (the reference would block reading a FIFO).
+//!   devices are refused too (the original pgmi would block reading a FIFO).
 //! * No file is read beyond `max_file_bytes + 1` bytes, so a file that grows while read
 //!   fails instead of exhausting memory.
 

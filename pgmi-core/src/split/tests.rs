@@ -12,7 +12,7 @@ fn trimmed(script: &str) -> Vec<String> {
 }
 
 #[test]
-fn check_59_head_and_tail() {
+fn head_through_first_commit_then_one_unit_per_statement() {
     let script = "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);\nANALYZE t;\n";
     let units = split(script);
     assert_eq!(units.len(), 3);
@@ -25,7 +25,7 @@ fn check_59_head_and_tail() {
 }
 
 #[test]
-fn check_60_tail_statements() {
+fn tail_statements_are_consecutive_units() {
     let script = "BEGIN; CREATE TABLE head_t(id int); COMMIT; CREATE TABLE tail_before(id int); BEGIN; INSERT INTO tail_before VALUES (1); SELECT 1/0; COMMIT;";
     assert_eq!(
         trimmed(script),
@@ -49,7 +49,7 @@ fn check_60_tail_statements() {
 }
 
 #[test]
-fn check_61_non_anchors_stay_one_unit() {
+fn savepoints_prepared_and_hidden_commits_do_not_end_the_head() {
     for script in [
         "BEGIN; SAVEPOINT s; ROLLBACK TO SAVEPOINT s; SELECT 1;",
         "BEGIN; SAVEPOINT s; ROLLBACK TRANSACTION TO SAVEPOINT s; SELECT 1;",
@@ -73,7 +73,7 @@ fn check_61_non_anchors_stay_one_unit() {
 }
 
 #[test]
-fn check_61_anchors() {
+fn every_terminator_form_ends_the_head() {
     for (script, head) in [
         ("BEGIN; END; SELECT 1;", "BEGIN; END;"),
         ("BEGIN; ABORT; SELECT 1;", "BEGIN; ABORT;"),
@@ -173,7 +173,7 @@ fn stray_close_parenthesis_does_not_hide_later_semicolons() {
 }
 
 #[test]
-fn lexical_disagreements_with_the_reference_are_fixed() {
+fn scans_like_postgres_where_the_original_pgmi_did_not() {
     // `$` inside an identifier opens no dollar quote: the COMMIT is seen.
     assert_eq!(
         trimmed("SELECT 1 AS audit$v1$; COMMIT; SELECT 2;"),

@@ -5,7 +5,8 @@
 //! A case is a script plus the `standard_conforming_strings` it is parsed with. Its answer:
 //! * `semicolons` — byte offsets of the `;` that end top-level statements;
 //! * `comments` — byte ranges of every comment token (`--…` without its newline, `/*…*/`);
-//!   `None` when the reference scanner cannot tell (`standard_conforming_strings = off`);
+//!   `None` with `standard_conforming_strings = off`, where the recording does not run
+//!   PostgreSQL's scanner (libpg_query);
 //! * `head_end` — the byte offset just past the first top-level `COMMIT`/`END`/`ROLLBACK`/
 //!   `ABORT` (its `;` included), `None` without one.
 //!
@@ -311,7 +312,8 @@ pub fn generated(first_seed: u64, count: usize) -> Vec<Case> {
         .collect()
 }
 
-/// Hand-written cases, one per disagreement the reference scanner had and per rule.
+/// Hand-written cases, one per disagreement the original pgmi's scanner had with
+/// PostgreSQL's and per rule.
 pub fn hand_written() -> Vec<Case> {
     let on = |sql: &str| Case {
         sql: sql.to_owned(),

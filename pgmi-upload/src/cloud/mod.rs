@@ -370,7 +370,7 @@ pub fn resolve(
         }
     };
     let mut warnings = Vec::new();
-    // A detail flag of a provider that is not on (the reference ignores it silently;
+    // A detail flag of a provider that is not on (the original pgmi ignores it silently;
     // someone who wrote it expected cloud authentication).
     if let Some((name, flag)) = given.first() {
         if enabled.as_ref().is_none_or(|(on, _)| on != name) {

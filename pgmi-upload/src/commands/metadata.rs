@@ -12,11 +12,11 @@
 //!   `totalFiles`, `filesWithMetadata`, `filesWithoutMetadata` (numbers),
 //!   `validationPassed` (bool), `duplicateIds` (array of `"<id>: <path>, <path>"`).
 //!   Duplicate ids exit 1 (the deploy refuses them with 10; `validate` reports them as a
-//!   failed check, like the reference).
+//!   failed check, like the original pgmi).
 //! * `plan` prints what a session's `pgmi_plan_view` will hold, in its `execution_order`:
 //!   **one row per (file, sort key)**, every non-test file (SQL or not), files without
 //!   metadata or without keys once under their path, byte order of (sort key, path). This
-//!   differs on purpose from the reference CLI, which lists each SQL file once under its
+//!   differs on purpose from the original pgmi, which lists each SQL file once under its
 //!   smallest key: `deploy.sql` iterates the view, so the view is what users need to see.
 //!   With `--json`: `totalFiles`, `totalRows` and `plan`, an array of `executionOrder`,
 //!   `path`, `sortKey`, `id` (null without a block), `genericId`, `idempotent`,
@@ -24,7 +24,7 @@
 //! * `scaffold` plans a block for every non-test SQL file without one: a fresh random
 //!   version-4 id, `--idempotent`, and the file's own path as its only sort key, so the
 //!   plan's order is the same before and after (`pgmi_core::scaffold` explains why the
-//!   reference's `generated/<basename>` key is not used). The blocks are printed on stdout
+//!   original pgmi's `generated/<basename>` key is not used). The blocks are printed on stdout
 //!   (the data asked for); `--write` prepends them instead, each file replaced atomically
 //!   (a hidden temporary file in the same directory, renamed over it, mode kept), then
 //!   scans the project again and checks that it loads and its order is unchanged.

@@ -2,7 +2,7 @@
 //! remembering where each setting came from (for `--verbose` and `info`).
 //!
 //! Sources, strongest first: flags; the environment (which the project's `.env` may have
-//! filled); `pgmi.yaml`; defaults. Two paths, as in the reference:
+//! filled); `pgmi.yaml`; defaults. Two paths, as in the original pgmi:
 //! * **Connection-string path**: a string from `--connection`, else
 //!   `PGMI_CONNECTION_STRING`, else `DATABASE_URL`, in any format `connstr.rs` reads (URI,
 //!   ADO.NET, libpq key=value). Host, port, database, sslmode, application name and connect
@@ -23,7 +23,7 @@
 //! Deliberate difference: when no host is given anywhere, we use the Unix socket directory
 //! `/var/run/postgresql` if `/var/run/postgresql/.s.PGSQL.<port>` exists (what libpq and
 //! psql do on Debian and Ubuntu, where peer authentication over that socket is the default)
-//! and `localhost` otherwise; the reference always uses `localhost`.
+//! and `localhost` otherwise; the original pgmi always uses `localhost`.
 //!
 //! Secrets (the password, the key passphrase) never appear in `Debug` output,
 //! [`ConnInfo::describe`] or [`ConnInfo::fields`]: those say "set" and where from.

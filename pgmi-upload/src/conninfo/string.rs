@@ -110,7 +110,7 @@ pub(super) fn from_string(
         .filter(|(p, _)| !p.is_empty())
         .or_else(|| inputs.var("PGPASSWORD"))
         .unzip();
-    // The reference ignores PGAPPNAME on this path: the string decides, else `pgmi`.
+    // The original pgmi ignores PGAPPNAME on this path: the string decides, else `pgmi`.
     let (application_name, application_name_source) = from(&parts.application_name)
         .or_else(|| from(&parts.fallback_application_name))
         .unwrap_or_else(|| (DEFAULT_APPLICATION_NAME.to_string(), Source::Default));
