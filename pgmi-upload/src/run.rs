@@ -110,7 +110,8 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
             "parameter \"{key}\" looks secret; pgmi-upload bundle does not write such values into a script in clear"
         ))
         .with_hint(format!(
-            "pass it when the script runs: --param-var {key}=VAR here, then psql -v VAR=<value> -f <script>"
+            // Not `{key}=VAR`: the redaction of `password=…` would hide the example.
+            "pass it when the script runs: --param-var KEY=VAR, with KEY {key} and VAR the name of a psql variable, then psql -v VAR=<value> -f <script>"
         )));
     }
     let param_vars = prepare::param_vars(&args.param_vars, &params)?;

@@ -218,7 +218,16 @@ fn secret_looking_parameters_are_refused() {
         let param = format!("{key}=hunter2");
         let (_dir, script, made) = bundle(Kind::Portable, &project, &["--param", &param]);
         assert_eq!(made.code, 10, "{key}: {}", made.stderr);
-        assert!(made.stderr.contains("--param-var"), "{}", made.stderr);
+        // The hint's example survives the redaction of `password=…`.
+        assert!(
+            made.stderr.contains(&format!(
+                "--param-var KEY=VAR, with KEY {} and VAR the name of a psql variable",
+                key.to_ascii_lowercase()
+            )),
+            "{}",
+            made.stderr
+        );
+        assert!(!made.stderr.contains("[redacted]"), "{}", made.stderr);
         assert!(!made.stderr.contains("hunter2"));
         assert!(!std::path::Path::new(&script).exists());
     }
