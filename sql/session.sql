@@ -4,7 +4,8 @@
 -- text sent by the client, or written into a psql script by `pgmi-upload bundle`).
 --
 -- Names, column order, types, constraint names and function signatures are the public
--- contract that reference deploy.sql scripts rely on (pgmi-session-api.md §1). The tables
+-- contract that deploy.sql scripts written for the original pgmi rely on (docs/session-api.md
+-- lists them). The tables
 -- are filled in bulk by the loader with rows it derived in Rust (pgmi-core), so every CHECK
 -- below is a second line of defence, not the main validation.
 --
@@ -152,7 +153,7 @@ COMMENT ON VIEW pgmi_plan_view IS
 GRANT SELECT ON pgmi_source_view, pgmi_parameter_view, pgmi_test_source_view,
                 pgmi_test_directory_view, pgmi_source_metadata_view, pgmi_plan_view TO PUBLIC;
 
--- Helper functions reference scripts call as pg_temp.<name>(...).
+-- Helper functions the original pgmi's scripts call as pg_temp.<name>(...).
 
 CREATE FUNCTION pg_temp.pgmi_is_sql_file(filename text) RETURNS boolean
     LANGUAGE sql IMMUTABLE
@@ -266,6 +267,118 @@ BEGIN
 END
 $fn$;
 
+-- Runs one project file statement by statement, so that a failure names the file's line
+-- and column: `Failed in <path>:<line>:<column>: <message>`, then the source line and a
+-- caret, with the original SQLSTATE, DETAIL and HINT. The statements (where each starts, in
+-- bytes of the UTF-8 text, and on which line and column) come from the session kind's
+-- pg_temp._pgmi_execute_statements (the extension computes them, the portable session
+-- stored them at load time; both with pgmi-core's splitter), the exact position of an
+-- error PostgreSQL positions from pg_temp._pgmi_execute_position (the extension parses the
+-- statement again; the portable session cannot, and says so). Whether PostgreSQL
+-- positioned the error in the statement shows in its context: SPI adds `SQL statement
+-- "<text>"` only for an error it has no position in that text for. The whole file runs in
+-- one exception block (a subtransaction), rolled back before the position is looked for:
+-- an error that depends on what an earlier statement of the same file created is not found
+-- again, and points at its statement's start. No pinned search_path: the file is the
+-- user's code and resolves names as the caller's session does; every name and operator
+-- used here is qualified.
+CREATE FUNCTION pg_temp.pgmi_execute(p_path text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    v_content  text;
+    v_bytes    bytea;
+    v_stmt     record;
+    v_sql      text;
+    v_state    text;
+    v_message  text;
+    v_detail   text;
+    v_hint     text;
+    v_context  text;
+    v_position int;
+    v_note     text;
+    v_before   text;
+    v_newlines int;
+    v_line     int;
+    v_column   int;
+    v_source   text;
+BEGIN
+    SELECT s.content INTO v_content FROM pg_temp._pgmi_source s
+     WHERE s.path OPERATOR(pg_catalog.=) p_path;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Failed in %: no such file in this session', p_path
+            USING ERRCODE = 'P0002',
+                  HINT = 'pg_temp.pgmi_execute runs the files of pgmi_source_view (not tests); paths look like ./migrations/001.sql.';
+    END IF;
+    v_bytes := pg_catalog.convert_to(v_content, 'UTF8');
+    -- One subtransaction for the whole file, not one per statement (a file of many
+    -- statements would overflow the backend's subtransaction cache, which slows every
+    -- other session's snapshots): the variables below still say which statement failed,
+    -- since PL/pgSQL variables are not rolled back.
+    v_sql := NULL;
+    BEGIN
+        FOR v_stmt IN SELECT st.start, st.stop, st.line, st.col
+                        FROM pg_temp._pgmi_execute_statements(p_path, v_bytes) st LOOP
+            v_sql := pg_catalog.convert_from(
+                pg_catalog.substr(v_bytes, v_stmt.start, v_stmt.stop OPERATOR(pg_catalog.-) v_stmt.start),
+                'UTF8');
+            v_line := v_stmt.line;
+            v_column := v_stmt.col;
+            EXECUTE v_sql;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+            IF v_sql IS NULL THEN
+                RAISE;  -- finding the statements failed, not a statement of the file
+            END IF;
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE,
+                                    v_message = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL,
+                                    v_hint = PG_EXCEPTION_HINT,
+                                    v_context = PG_EXCEPTION_CONTEXT;
+            v_note := NULL;
+            -- SPI names the statement in the context only when the error has no position
+            -- in it (a runtime error, or one positioned in other text, e.g. a DO body).
+            IF pg_catalog.strpos(v_context, pg_catalog.concat('SQL statement "', v_sql, '"'))
+                   OPERATOR(pg_catalog.=) 0 THEN
+                SELECT e.pos, e.note INTO v_position, v_note
+                  FROM pg_temp._pgmi_execute_position(v_sql, v_state) e;
+                IF v_position IS NOT NULL THEN
+                    v_before := pg_catalog.substr(v_sql, 1, v_position OPERATOR(pg_catalog.-) 1);
+                    v_newlines := pg_catalog.length(v_before) OPERATOR(pg_catalog.-)
+                        pg_catalog.length(pg_catalog.replace(v_before, E'\n', ''));
+                    IF v_newlines OPERATOR(pg_catalog.=) 0 THEN
+                        v_column := v_column OPERATOR(pg_catalog.+) v_position OPERATOR(pg_catalog.-) 1;
+                    ELSE
+                        v_line := v_line OPERATOR(pg_catalog.+) v_newlines;
+                        v_column := pg_catalog.strpos(pg_catalog.reverse(v_before), E'\n');
+                    END IF;
+                END IF;
+            END IF;
+            v_source := pg_catalog.rtrim(pg_catalog.split_part(v_content, E'\n', v_line), E'\r');
+            v_message := pg_catalog.format(E'Failed in %s:%s:%s: %s\n  %s | %s\n  %s | %s^%s',
+                p_path, v_line, v_column, v_message, v_line, v_source,
+                pg_catalog.repeat(' ', pg_catalog.length(v_line::text)),
+                -- the caret lines up under tabs too
+                pg_catalog.regexp_replace(
+                    pg_catalog.substr(v_source, 1, v_column OPERATOR(pg_catalog.-) 1),
+                    '[^\t]', ' ', 'g'),
+                pg_catalog.concat(' ' OPERATOR(pg_catalog.||) v_note));
+            -- RAISE refuses a NULL option and would show an empty one, hence four forms
+            IF v_detail OPERATOR(pg_catalog.<>) '' AND v_hint OPERATOR(pg_catalog.<>) '' THEN
+                RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state, DETAIL = v_detail,
+                                      HINT = v_hint;
+            ELSIF v_detail OPERATOR(pg_catalog.<>) '' THEN
+                RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state, DETAIL = v_detail;
+            ELSIF v_hint OPERATOR(pg_catalog.<>) '' THEN
+                RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state, HINT = v_hint;
+            END IF;
+            RAISE EXCEPTION USING MESSAGE = v_message, ERRCODE = v_state;
+    END;
+END
+$fn$;
+COMMENT ON FUNCTION pg_temp.pgmi_execute(text) IS
+    'Runs a project file (a path of pgmi_source_view) statement by statement, under the caller''s search_path; a failure raises "Failed in <path>:<line>:<column>: <message>" plus the source line and a caret, with the original SQLSTATE, DETAIL and HINT. P0002 for an unknown path.';
+
 -- Called for every event of every test, so it does not pin search_path with a SET clause:
 -- that costs ~4 µs a call (measured: 10,000 calls, 82 ms with it, 40 ms without), about
 -- 17 µs a test. It needs no search path: it names no relation or function, and its only
@@ -313,7 +426,7 @@ $fn$;
 COMMENT ON FUNCTION pg_temp.pgmi_persist_test_plan(text, text) IS
     'Writes the current test plan into the permanent table <target_schema>.pgmi_test_plan (created if missing, replaced otherwise).';
 
--- The reference's SAVEPOINT-based expansion of CALL pgmi_test(), kept for old scripts and
+-- The original pgmi's SAVEPOINT-based expansion of CALL pgmi_test(), kept for old scripts and
 -- tools that call it. Savepoints: __pgmi_d<k>__ per fixture (or per directory whose first
 -- test needs one), one __pgmi_t<k>__ per directory shared by its tests; k counts every
 -- savepoint created.

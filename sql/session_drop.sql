@@ -20,7 +20,9 @@ BEGIN
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_script(int, int, text, text, text)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_emit(text, text, text, text, int, int)'),
             pg_catalog.to_regprocedure('pg_temp._pgmi_test_capture(text)'),
-            pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])')]) p
+            pg_catalog.to_regprocedure('pg_temp._pgmi_test_flush(int, int[], text[], text[], text, bigint[])'),
+            pg_catalog.to_regprocedure('pg_temp._pgmi_execute_statements(text, bytea)'),
+            pg_catalog.to_regprocedure('pg_temp._pgmi_execute_position(text, text)')]) p
          WHERE p IS NOT NULL)
     LOOP
         EXECUTE 'DROP FUNCTION ' OPERATOR(pg_catalog.||) v_routine::text;
@@ -28,11 +30,14 @@ BEGIN
     IF pg_catalog.to_regtype('pg_temp._pgmi_test_result') IS NOT NULL THEN
         DROP TYPE pg_temp._pgmi_test_result;
     END IF;
+    IF pg_catalog.to_regclass('pg_temp._pgmi_source_statement') IS NOT NULL THEN
+        DROP TABLE pg_temp._pgmi_source_statement;
+    END IF;
 END
 $pgmi$;
 DROP FUNCTION IF EXISTS pg_temp.pgmi_test_generate(text, text),
     pg_temp.pgmi_persist_test_plan(text, text), pg_temp.pgmi_test_callback(pg_temp.pgmi_test_event),
-    pg_temp.pgmi_run_test_source(text), pg_temp.pgmi_test_plan(text),
+    pg_temp.pgmi_run_test_source(text), pg_temp.pgmi_execute(text), pg_temp.pgmi_test_plan(text),
     pg_temp.pgmi_has_tests(text, text), pg_temp.pgmi_validate_pattern(text),
     pg_temp.pgmi_register_file(text, text, text, text), pg_temp.pgmi_is_sql_file(text);
 DROP TYPE IF EXISTS pg_temp.pgmi_test_event;

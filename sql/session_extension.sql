@@ -35,6 +35,35 @@ EXCEPTION WHEN OTHERS THEN
 END
 $fn$;
 
+-- pg_temp.pgmi_execute's two helpers (sql/session_portable.sql has the same two). The
+-- statements of a project file: 1-based byte offsets in p_bytes (the file's UTF-8 text)
+-- where each starts and stops, and its line and column, split by the extension with
+-- pgmi-core's splitter under the session's standard_conforming_strings.
+CREATE FUNCTION pg_temp._pgmi_execute_statements(p_path text, p_bytes bytea)
+    RETURNS TABLE (start int, stop int, line int, col int)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT s.start, s.stop, s.line, s.col
+      FROM @extschema@.pgmi_statements(p_bytes,
+               current_setting('standard_conforming_strings')::boolean) s
+$fn$;
+
+-- Where in p_sql an error with SQLSTATE p_state is (1-based, in characters): the extension
+-- parses and analyses the statement again and returns the position of the error that
+-- raises, if it has the same SQLSTATE; NULL, and a note, when it finds none. No pinned
+-- search_path: the statement must resolve its names as it did when it failed.
+CREATE FUNCTION pg_temp._pgmi_execute_position(p_sql text, p_state text, OUT pos int,
+                                             OUT note text)
+    LANGUAGE sql VOLATILE
+AS $fn$
+    SELECT p, CASE WHEN p IS NULL
+                   THEN '(the exact position was not found again: this is where the statement starts)'
+              END
+      FROM @extschema@.pgmi_error_position(
+               pg_catalog.convert_to(p_sql, pg_catalog.getdatabaseencoding()), p_state) p
+$fn$;
+
 -- The qualified name every session has, so that CALL pg_temp.pgmi_test() works whatever the
 -- search_path (PostgreSQL never looks up routines in pg_temp unqualified). No pinned
 -- search_path: the callback name resolves as in the caller's session. A failure whose

@@ -12,7 +12,9 @@
 --   pg_temp.pgmi_test_results()             per-step results of this session's runs
 --
 -- and internal helpers (four functions and a row type), named _pgmi_test_* so they sort
--- apart from the contract.
+-- apart from the contract; plus pgmi_execute's two helpers and the table of where each
+-- project file's statements start (_pgmi_execute_statements, _pgmi_execute_position,
+-- _pgmi_source_statement; sql/session_extension.sql has the same two functions).
 --
 -- Isolation is built from PL/pgSQL exception blocks, each a real subtransaction: a test
 -- directory's fixtures, tests and child directories run inside one block (opened only when
@@ -48,7 +50,7 @@ BEGIN
 END
 $pgmi$;
 
--- The plan (§6.1): the relevant directories (those holding a selected test, and their
+-- The plan (docs/testing.md, "The plan"): the relevant directories (those holding a selected test, and their
 -- ancestors), walked depth-first in byte order. Each step sorts by its directory's route
 -- (the array of directory paths from its tree root down) plus one last element: '' for the
 -- directory's own fixtures and tests, '~' for its teardown. Children's routes continue with
@@ -317,6 +319,66 @@ BEGIN
 END
 $fn$;
 
+-- Where each project file's statements start, for pg_temp.pgmi_execute (sql/session.sql):
+-- computed by pgmi-upload with pgmi-core's splitter (pgmi_core::execute) and loaded with the
+-- other tables. statements is the text of an int4[] literal with three numbers per
+-- statement: the 1-based byte offset in the file's UTF-8 text of its first token, its line
+-- and its column (characters); text because COPY takes it at the cost of a copy.
+-- statements_off is the split with standard_conforming_strings off when it differs (only a
+-- backslash in a '...' string can make it differ), NULL otherwise.
+-- The key compares bytes ("C"): 10,000 keys load ~10 ms faster than with the database's
+-- collation, and pgmi_execute only looks paths up by equality.
+CREATE TEMP TABLE _pgmi_source_statement (
+    path           text COLLATE "C" PRIMARY KEY,
+    statements     text NOT NULL,
+    statements_off text
+);
+ALTER TABLE _pgmi_source_statement ALTER COLUMN statements SET STATISTICS 0,
+                                   ALTER COLUMN statements_off SET STATISTICS 0;
+GRANT SELECT ON _pgmi_source_statement TO PUBLIC;
+
+-- The statements of a project file for pgmi_execute: 1-based byte offsets in p_bytes (the
+-- file's UTF-8 text) where each starts and where its text stops (the next one's start), and
+-- its line and column, split with the session's standard_conforming_strings. A file added
+-- after the load (pgmi_register_file) has no stored split and runs as one statement.
+CREATE FUNCTION pg_temp._pgmi_execute_statements(p_path text, p_bytes bytea)
+    RETURNS TABLE (start int, stop int, line int, col int)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_on boolean := current_setting('standard_conforming_strings')::boolean;
+    v    int[];
+BEGIN
+    SELECT (CASE WHEN v_on OR s.statements_off IS NULL THEN s.statements
+                 ELSE s.statements_off END)::int[]
+      INTO v
+      FROM pg_temp._pgmi_source_statement s
+     WHERE s.path = p_path COLLATE "C";
+    IF NOT FOUND THEN
+        IF octet_length(p_bytes) > 0 THEN
+            RETURN QUERY SELECT 1, octet_length(p_bytes) + 1, 1, 1;
+        END IF;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT v[3 * i - 2], COALESCE(v[3 * i + 1], octet_length(p_bytes) + 1), v[3 * i - 1], v[3 * i]
+      FROM generate_series(1, cardinality(v) / 3) AS i
+     ORDER BY i;
+END
+$fn$;
+
+-- Where in p_sql an error with SQLSTATE p_state is: the portable session cannot know (a
+-- PL/pgSQL handler cannot read an error's position), so pgmi_execute points at the start of
+-- the statement and says so.
+CREATE FUNCTION pg_temp._pgmi_execute_position(p_sql text, p_state text, OUT pos int,
+                                             OUT note text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT NULL::int, '(the portable session knows only where the statement starts)'::text
+$fn$;
+
 -- One row of pgmi_test_results().
 CREATE TYPE pg_temp._pgmi_test_result AS (suite int, ordinal int, step_type text, path text,
                                           directory text, passed boolean, duration_us bigint,
@@ -341,7 +403,7 @@ DECLARE
     v_message text;
     v_detail  text;
 BEGIN
-    -- The callback: the reference's name rule, then resolved as the caller's session would.
+    -- The callback: the original pgmi's name rule, then resolved as the caller's session would.
     IF v_name OPERATOR(pg_catalog.!~) '^[a-zA-Z_][a-zA-Z0-9_]*([.][a-zA-Z_][a-zA-Z0-9_]*)?$' THEN
         RAISE EXCEPTION 'Invalid callback name: %. Expected [schema.]function identifier.', v_name
             USING ERRCODE = '22023';

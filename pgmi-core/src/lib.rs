@@ -6,14 +6,15 @@
 //! two checksums, `<pgmi-meta>` parsing, the bundle format, parameter rules and how
 //! `deploy.sql` is split into execution units.
 //!
-//! The behaviour follows the reference contract (`pgmi-session-api.md`) section by section;
-//! each module names the sections it implements.
+//! The behaviour is compatible with the original pgmi (docs/session-api.md describes the
+//! session; docs/compatibility.md what is kept only for compatibility, and why).
 
 // Only the extension needs unsafe code (the PostgreSQL interface); nothing here does.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
 pub mod checksum;
+pub mod execute;
 pub mod lexer;
 pub mod limits;
 pub mod macros;

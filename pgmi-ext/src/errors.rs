@@ -86,7 +86,7 @@ pub fn project(e: &ProjectError) -> ! {
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
     let (message, detail) = match e {
-        // The reference text of a metadata error spans lines and embeds its hint; the
+        // The original pgmi's text of a metadata error spans lines and embeds its hint; the
         // primary message gets the first part, the numbered list goes to DETAIL.
         ProjectError::Metadata(m) => {
             let text = m.message.split("\n\nHint:").next().unwrap_or(&m.message);

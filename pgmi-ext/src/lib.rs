@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 
 mod arrays;
 mod errors;
+mod execute;
 mod guc;
 mod load;
 mod pipeline;

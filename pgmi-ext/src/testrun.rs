@@ -1,12 +1,12 @@
 //! `CALL pgmi_test()`: runs the session's tests, each in a subtransaction that is always
 //! rolled back, and aborts with the first failure — a real procedure instead of the
-//! reference's client-side text macro (pgmi-session-api.md §6, DESIGN.md).
+//! original pgmi's client-side text macro (docs/testing.md).
 //!
-//! The observable contract kept from the reference: the plan (`pgmi_test_plan`), the nine
-//! events with their fields and ordinals, which callback side effects survive (§6.4: only
+//! The observable behaviour kept from the original: the plan (`pgmi_test_plan`), the nine
+//! events with their fields and ordinals, which callback side effects survive (only
 //! `suite_start`, the `teardown_end` of each tree root and `suite_end`), the error shape
 //! `Failed in <path>: <message>` with the original SQLSTATE and DETAIL (HINT dropped), and
-//! P0002 on an empty plan. Nesting mirrors the reference's savepoints exactly: a directory
+//! P0002 on an empty plan. Nesting mirrors the original's savepoints exactly: a directory
 //! opens one subtransaction at its first fixture or test (directories that only pass through
 //! open none), each test gets one inside it, and the directory's is rolled back at teardown.
 //!
@@ -190,7 +190,7 @@ fn pgmi_test_plan(
     }))
 }
 
-/// Validates a callback name (the reference's rule) and resolves it the way PostgreSQL
+/// Validates a callback name (the original pgmi's rule) and resolves it the way PostgreSQL
 /// resolves a call under the caller's search_path; returns it as a quoted, qualified name.
 fn resolve_callback(client: &SpiClient<'_>, name: &str) -> String {
     let ident = |s: &str| {
@@ -320,7 +320,7 @@ fn pgmi_test_results() -> TableIterator<
 }
 
 /// Calls the callback for one event. Its side effects belong to whatever subtransaction is
-/// open, which is what makes only the reference's three events persist.
+/// open, which is what makes only the original's three events persist.
 struct Events<'a> {
     statement: pgrx::spi::PreparedStatement<'a>,
 }

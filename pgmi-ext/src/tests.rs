@@ -52,7 +52,7 @@ fn load_fills_the_session_tables() {
 }
 
 #[pg_test]
-fn session_objects_are_exactly_the_contract() {
+fn session_objects_are_exactly_the_session_api() {
     load(&bundle_of(&[], &[]));
     assert_eq!(
         count("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'v'"),
@@ -62,15 +62,16 @@ fn session_objects_are_exactly_the_contract() {
         count("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'"),
         5
     );
-    // the reference's nine, pg_temp.pgmi_test and pgmi_test_results ...
+    // the original pgmi's nine, pg_temp.pgmi_test, pgmi_test_results and pgmi_execute ...
     assert_eq!(
         count("SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema() AND proname LIKE 'pgmi\\_%'"),
-        11
+        12
     );
-    // ... and the extension session's one internal helper, _pgmi_test_capture
+    // ... and the extension session's internal helpers: _pgmi_test_capture, and
+    // pgmi_execute's _pgmi_execute_statements and _pgmi_execute_position
     assert_eq!(
         count("SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema() AND proname LIKE '\\_pgmi\\_%'"),
-        1
+        3
     );
 }
 
@@ -115,4 +116,43 @@ fn checksums_and_plan_defaults() {
 #[pg_test(error = "the bundle is not gzip data (it does not start with the gzip magic bytes 1f 8b)")]
 fn not_gzip_is_rejected() {
     load(b"this is plain text, not a bundle");
+}
+
+fn position(statement: &str, sqlstate: &str) -> Option<i32> {
+    Spi::get_one_with_args::<i32>(
+        "SELECT pgmi_error_position(convert_to($1, getdatabaseencoding()), $2)",
+        &[statement.into(), sqlstate.into()],
+    )
+    .expect("pgmi_error_position failed")
+}
+
+#[pg_test]
+fn error_positions_are_found_by_parsing_again() {
+    // a syntax error, on the second line of the statement
+    assert_eq!(position("SELECT 1,\n  2 FRM x;", "42601"), Some(19));
+    // parse analysis positions an unknown column and a bad literal
+    assert_eq!(position("SELECT nocol FROM pg_class;", "42703"), Some(8));
+    assert_eq!(position("SELECT 'é', 'x'::int;", "22P02"), Some(13));
+    // a runtime error has no position: nothing runs, nothing is found
+    assert_eq!(position("SELECT 1/0;", "22012"), None);
+    // another SQLSTATE than the original error's does not count
+    assert_eq!(position("SELEC 1;", "22012"), None);
+    assert_eq!(position("SELEC 1;", "bad"), None);
+    // the analysis is rolled back: it leaves no lock behind, and the error stack is clean
+    assert_eq!(position("INSERT INTO pg_class (nocol) VALUES (1);", "42703"), Some(23));
+    assert_eq!(
+        count("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'pg_class'::regclass AND mode = 'RowExclusiveLock'"),
+        0
+    );
+    assert_eq!(Spi::get_one::<i32>("SELECT 1").unwrap(), Some(1));
+}
+
+#[pg_test]
+fn statements_of_a_file() {
+    let rows = Spi::get_one::<String>(
+        "SELECT string_agg(format('%s-%s@%s:%s', start, stop, line, col), ' ' ORDER BY start) \
+           FROM pgmi_statements(convert_to(E'-- c\\nSELECT 1;\\n  SELECT $$;$$;', 'UTF8'), true)",
+    )
+    .unwrap();
+    assert_eq!(rows.as_deref(), Some("6-18@2:1 18-31@3:3"));
 }

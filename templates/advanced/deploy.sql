@@ -80,32 +80,10 @@ CREATE TABLE IF NOT EXISTS internal.deploy_ledger (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Runs one file; an error names the file and keeps its SQLSTATE, DETAIL and HINT.
-CREATE OR REPLACE FUNCTION pg_temp.run_file(p_path text, p_sql text) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_state  text;
-    v_msg    text;
-    v_detail text;
-    v_hint   text;
-BEGIN
-    EXECUTE p_sql;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    v_msg := format('Failed in %s: %s', p_path, v_msg);
-    -- RAISE refuses a NULL option and would print an empty one, hence the four cases.
-    IF v_detail <> '' AND v_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, DETAIL = v_detail, HINT = v_hint;
-    ELSIF v_detail <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, DETAIL = v_detail;
-    ELSIF v_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, HINT = v_hint;
-    ELSE
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state;
-    END IF;
-END
-$fn$;
+-- Files run through pg_temp.pgmi_execute(path), which every pgmi session has: statement
+-- by statement, under this session's search_path and role; an error names the file, line
+-- and column (`Failed in ./app/tables/001_customer.sql:12:5: …`, then the line and a
+-- caret) and keeps its SQLSTATE, DETAIL and HINT.
 
 -- The plan: pgmi_plan_view has one row per file and sort key, in execution order, so a
 -- file with two keys runs in two phases. Rules:
@@ -135,7 +113,7 @@ BEGIN
     SELECT COALESCE(jsonb_object_agg(l.id::text, l.checksum), '{}') INTO v_applied
       FROM internal.deploy_ledger l;
 
-    FOR m IN SELECT p.path, p.id, p.idempotent, p.checksum, p.sort_key, p.content
+    FOR m IN SELECT p.path, p.id, p.idempotent, p.checksum, p.sort_key
                FROM pg_temp.pgmi_plan_view p
                JOIN pg_temp.pgmi_source_view s ON s.path = p.path
               WHERE s.is_sql_file
@@ -154,7 +132,7 @@ BEGIN
 
         -- A file with several sort keys can ask which phase it runs in.
         PERFORM set_config('deploy.sort_key', m.sort_key, true);
-        PERFORM pg_temp.run_file(m.path, m.content);
+        PERFORM pg_temp.pgmi_execute(m.path);
         v_ran := v_ran + 1;
 
         INSERT INTO internal.deploy_ledger AS l (id, path, checksum, idempotent)

@@ -34,33 +34,10 @@ BEGIN
 END
 $$;
 
--- 3. A helper that runs one file and names it in any error, keeping the original
---    SQLSTATE, DETAIL and HINT. It lives in pg_temp: it disappears with the session.
-CREATE OR REPLACE FUNCTION pg_temp.run_file(p_path text, p_sql text) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_state  text;
-    v_msg    text;
-    v_detail text;
-    v_hint   text;
-BEGIN
-    EXECUTE p_sql;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    v_msg := format('Failed in %s: %s', p_path, v_msg);
-    -- RAISE refuses a NULL option and would print an empty one, hence the four cases.
-    IF v_detail <> '' AND v_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, DETAIL = v_detail, HINT = v_hint;
-    ELSIF v_detail <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, DETAIL = v_detail;
-    ELSIF v_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state, HINT = v_hint;
-    ELSE
-        RAISE EXCEPTION USING MESSAGE = v_msg, ERRCODE = v_state;
-    END IF;
-END
-$fn$;
+-- 3. Files run through pg_temp.pgmi_execute(path), which every pgmi session has: it runs
+--    the file statement by statement and names the file, line and column of an error
+--    (`Failed in ./migrations/002_x.sql:3:1: …`, then the line and a caret), keeping the
+--    original SQLSTATE, DETAIL and HINT.
 
 -- 4. The ledger: which migration ran, with the checksum of the file that ran.
 CREATE SCHEMA IF NOT EXISTS deploy;
@@ -78,14 +55,14 @@ DECLARE
     m         record;
     v_applied int := 0;
 BEGIN
-    FOR m IN SELECT p.path, p.content, p.checksum, l.checksum AS applied_checksum
+    FOR m IN SELECT p.path, p.checksum, l.checksum AS applied_checksum
                FROM pg_temp.pgmi_plan_view p
                LEFT JOIN deploy.applied_migration l ON l.path = p.path
               WHERE p.path ~ '^\./migrations/[^/]+\.sql$'
               ORDER BY p.execution_order
     LOOP
         IF m.applied_checksum IS NULL THEN
-            PERFORM pg_temp.run_file(m.path, m.content);
+            PERFORM pg_temp.pgmi_execute(m.path);
             INSERT INTO deploy.applied_migration (path, checksum) VALUES (m.path, m.checksum);
             RAISE NOTICE 'applied %', m.path;
             v_applied := v_applied + 1;
@@ -110,12 +87,12 @@ BEGIN
         RAISE NOTICE 'env is production: demo data skipped';
         RETURN;
     END IF;
-    FOR s IN SELECT p.path, p.content
+    FOR s IN SELECT p.path
                FROM pg_temp.pgmi_plan_view p
               WHERE p.path ~ '^\./seeds/[^/]+\.sql$'
               ORDER BY p.execution_order
     LOOP
-        PERFORM pg_temp.run_file(s.path, s.content);
+        PERFORM pg_temp.pgmi_execute(s.path);
     END LOOP;
 END
 $$;

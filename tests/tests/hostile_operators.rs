@@ -56,6 +56,21 @@ fn trap_operators_never_run(kind: Kind) {
     assert!(run.stderr.contains("3 passed"), "{}", run.stderr);
     // A second deploy in a fresh session, after one already loaded on another connection.
     deploy_ok_as(kind, &project, &db.name, &[]);
+
+    // pg_temp.pgmi_execute, on its success path and on its error path.
+    let files = Project::with_deploy(
+        "BEGIN;\nSELECT pg_temp.pgmi_execute('./m.sql');\nSELECT pg_temp.pgmi_execute('./bad.sql');\nCOMMIT;\n",
+    )
+    .file("m.sql", "CREATE TABLE m (id int);\nINSERT INTO m VALUES (1);\n")
+    .file("bad.sql", "SELECT 1;\n  SELEC 2;\n");
+    let run = pgmi_tests::deploy_as(kind, &files, &db.name, &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("hijacked"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Failed in ./bad.sql:2:3: syntax error"),
+        "{}",
+        run.stderr
+    );
 }
 
 both_kinds!(trap_operators_never_run);

@@ -255,6 +255,25 @@ fn basic(kind: Kind) {
     );
     assert_unchanged(&before, &snapshot(&db.name), "the refused deploy");
 
+    // A migration with an error: the deploy stops, naming the file, line and column
+    // (pg_temp.pgmi_execute), and nothing of it is left.
+    let bad = instantiate("basic", &db.name).file(
+        "migrations/004_bad.sql",
+        "ALTER TABLE app.customer ADD COLUMN phone text;\nSELEC 1;\n",
+    );
+    let run = deploy(kind, &bad, &["--json"], &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["failedFile"], "./migrations/004_bad.sql", "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Failed in ./migrations/004_bad.sql:2:1: syntax error at or near \"SELEC\""),
+        "{json}"
+    );
+    assert_unchanged(&before, &snapshot(&db.name), "the failed migration");
+
     // env=production: the schema, no demo data.
     let prod = TestDb::unnamed(&label);
     let run = deploy(

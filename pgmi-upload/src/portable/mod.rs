@@ -62,6 +62,23 @@ pub fn load(
     project: &Project,
     parameters: &[(String, String)],
 ) -> Result<LoadSummary, postgres::Error> {
+    // `_pgmi_source_statement` is the one table whose rows cost the client real work (every
+    // file scanned by pgmi-core's splitter: ~85 ms for 10,000 files, 20 MB). A second
+    // thread encodes its COPY data while the server runs everything before it, which it
+    // is filled last for.
+    std::thread::scope(|scope| {
+        let statements = (rows::row_count(Table::SourceStatement, project, parameters) > 0)
+            .then(|| scope.spawn(|| encoded(Table::SourceStatement, project, parameters)));
+        load_with(client, project, parameters, statements)
+    })
+}
+
+fn load_with(
+    client: &mut Client,
+    project: &Project,
+    parameters: &[(String, String)],
+    mut statements: Option<std::thread::ScopedJoinHandle<'_, Vec<u8>>>,
+) -> Result<LoadSummary, postgres::Error> {
     let mut tx = client.transaction()?;
     let exists = tx
         .query_one(
@@ -75,7 +92,21 @@ pub fn load(
     tx.batch_execute(SESSION_SQL)?;
     tx.batch_execute(SESSION_PORTABLE_SQL)?;
     for table in TABLES {
-        if rows::row_count(table, project, parameters) > 0 {
+        if table == Table::SourceStatement {
+            if let Some(handle) = statements.take() {
+                let data = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let mut writer = tx.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
+                // as in copy_binary: finish() reports a broken connection
+                for chunk in data.chunks(FLUSH_BYTES) {
+                    if writer.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                writer.finish()?;
+            }
+        } else if rows::row_count(table, project, parameters) > 0 {
             copy_binary(&mut tx, table, project, parameters)?;
         }
     }
@@ -88,6 +119,17 @@ pub fn load(
     }
     tx.commit()?;
     Ok(summary(project, parameters))
+}
+
+/// The whole binary COPY data of `table`.
+fn encoded(table: Table, project: &Project, parameters: &[(String, String)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    binary::header(&mut buf);
+    rows::each_row(table, project, parameters, |values| {
+        binary::row(&mut buf, values)
+    });
+    binary::trailer(&mut buf);
+    buf
 }
 
 fn copy_binary(

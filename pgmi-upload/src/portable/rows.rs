@@ -5,6 +5,10 @@
 //! Every value is computed by `pgmi-core`, exactly as the extension's loader computes it
 //! (`pgmi-ext/src/session.rs`): the columns here are the columns it inserts, in the same
 //! order, and `size_bytes` is the UTF-8 length of the content.
+//!
+//! A sixth table exists only in the portable session: `_pgmi_source_statement`, where each
+//! project file's statements start (`pgmi_core::execute`), which `pg_temp.pgmi_execute`
+//! reads; the extension computes the same when it runs.
 
 use pgmi_core::project::Project;
 
@@ -26,7 +30,8 @@ impl<'a> From<Option<&'a str>> for Value<'a> {
     }
 }
 
-/// The five session tables, in the order they are filled (the extension's order).
+/// The session tables, in the order they are filled (the extension's order, then the
+/// portable session's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     Source,
@@ -34,14 +39,16 @@ pub enum Table {
     TestDirectory,
     TestSource,
     Parameter,
+    SourceStatement,
 }
 
-pub const TABLES: [Table; 5] = [
+pub const TABLES: [Table; 6] = [
     Table::Source,
     Table::Metadata,
     Table::TestDirectory,
     Table::TestSource,
     Table::Parameter,
+    Table::SourceStatement,
 ];
 
 impl Table {
@@ -52,6 +59,7 @@ impl Table {
             Table::TestDirectory => "pg_temp._pgmi_test_directory",
             Table::TestSource => "pg_temp._pgmi_test_source",
             Table::Parameter => "pg_temp._pgmi_parameter",
+            Table::SourceStatement => "pg_temp._pgmi_source_statement",
         }
     }
 
@@ -78,6 +86,7 @@ impl Table {
             Table::TestDirectory => &["path", "parent_path", "depth"],
             Table::TestSource => &["path", "directory", "filename", "content", "is_fixture"],
             Table::Parameter => &["key", "value"],
+            Table::SourceStatement => &["path", "statements", "statements_off"],
         }
     }
 
@@ -97,11 +106,11 @@ impl Table {
 }
 
 /// Calls `row` for every row of `table`, in insert order.
-pub fn each_row<'a>(
+pub fn each_row(
     table: Table,
-    project: &'a Project,
-    parameters: &'a [(String, String)],
-    mut row: impl FnMut(&[Value<'a>]),
+    project: &Project,
+    parameters: &[(String, String)],
+    mut row: impl FnMut(&[Value<'_>]),
 ) {
     match table {
         Table::Source => {
@@ -163,7 +172,51 @@ pub fn each_row<'a>(
                 row(&[Value::Text(key), Value::Text(value)]);
             }
         }
+        Table::SourceStatement => {
+            let (mut on, mut off) = (String::new(), String::new());
+            for s in &project.sources {
+                statements(&mut on, &s.content, true);
+                // Only a backslash inside a '...' string can make the two settings split a
+                // file differently: without one, the second scan is skipped.
+                let differs = s.content.contains('\\') && {
+                    statements(&mut off, &s.content, false);
+                    off != on
+                };
+                row(&[
+                    Value::Text(&s.path.path),
+                    Value::Text(&on),
+                    if differs {
+                        Value::Text(&off)
+                    } else {
+                        Value::Null
+                    },
+                ]);
+            }
+        }
     }
+}
+
+/// A file's statements as `_pgmi_source_statement` stores them: the text of an `int4[]`
+/// literal, three numbers per statement: the 1-based byte offset of its first token in the
+/// UTF-8 text, and its line and column (characters). Text, not an array, because the server
+/// takes text in a COPY at the cost of a copy, and an array at one call per element.
+fn statements(out: &mut String, content: &str, standard_conforming_strings: bool) {
+    use std::fmt::Write as _;
+    out.clear();
+    out.push('{');
+    let options = pgmi_core::split::Options {
+        standard_conforming_strings,
+    };
+    for (i, st) in pgmi_core::execute::file_statements(content, options)
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{},{},{}", st.start + 1, st.line, st.column);
+    }
+    out.push('}');
 }
 
 /// Rows `table` gets from `project` and `parameters` (without building them).
@@ -178,6 +231,7 @@ pub fn row_count(table: Table, project: &Project, parameters: &[(String, String)
         Table::TestDirectory => project.test_directories.len(),
         Table::TestSource => project.test_sources.len(),
         Table::Parameter => parameters.len(),
+        Table::SourceStatement => project.sources.len(),
     }
 }
 
@@ -212,5 +266,33 @@ mod tests {
             assert!(built > 0, "{table:?} has rows in this project");
             assert_eq!(row_count(table, &project, &params), built, "{table:?}");
         }
+    }
+
+    #[test]
+    fn statement_rows_hold_starts_lines_and_columns() {
+        let file = |path: &str, text: &str| RawFile {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+        };
+        let project = build(vec![
+            file("a.sql", "-- c\nSELECT 1;\n  é; SELECT 2;"),
+            file("b.sql", "SELECT 'x\\'; SELECT 2; -- ';\nSELECT 3;"),
+            file("c.sql", "SELECT '\\';"),
+        ])
+        .expect("valid project");
+        let mut rows = Vec::new();
+        each_row(Table::SourceStatement, &project, &[], |values| {
+            rows.push(format!("{values:?}"));
+        });
+        assert_eq!(
+            rows,
+            [
+                r#"[Text("./a.sql"), Text("{6,2,1,18,3,3,22,3,6}"), Null]"#,
+                // a backslash that changes the split with standard_conforming_strings off
+                r#"[Text("./b.sql"), Text("{1,1,1,14,1,14,30,2,1}"), Text("{1,1,1,30,2,1}")]"#,
+                // one that does not
+                r#"[Text("./c.sql"), Text("{1,1,1}"), Null]"#,
+            ]
+        );
     }
 }
