@@ -110,12 +110,17 @@ impl Failure {
     /// A failure built from a server error: `ERROR: <message> (SQLSTATE <code>)` plus its
     /// DETAIL, HINT and WHERE fields.
     pub fn from_db(exit: Exit, context: &str, db: &postgres::error::DbError) -> Failure {
+        // A message of several lines (pgmi_execute's source line and caret) keeps its
+        // first line the error and the SQLSTATE, and the excerpt below it intact.
+        let (first, rest) = match db.message().split_once('\n') {
+            Some((first, rest)) => (first, format!("\n{rest}")),
+            None => (db.message(), String::new()),
+        };
         Failure {
             exit,
             message: format!(
-                "{context}: {}: {} (SQLSTATE {})",
+                "{context}: {}: {first} (SQLSTATE {}){rest}",
                 db.severity(),
-                db.message(),
                 db.code().code()
             ),
             sqlstate: Some(db.code().code().to_string()),

@@ -398,6 +398,14 @@ fn in_a_deploy(kind: Kind) {
         run.stderr
     );
     assert!(run.stderr.contains("3 | SELEC 1;"), "{}", run.stderr);
+    // The uploader's error block: the SQLSTATE ends the error's line, the excerpt follows
+    // untouched.
+    assert!(
+        run.stderr
+            .contains("syntax error at or near \"SELEC\" (SQLSTATE 42601)\n  3 | SELEC 1;\n"),
+        "{}",
+        run.stderr
+    );
 
     if kind == Kind::Portable {
         let dir = tempfile::tempdir().expect("tempdir");
