@@ -206,7 +206,7 @@ fn validate_passes_and_counts() {
         out.json(),
         serde_json::json!({
             "totalFiles": 3, "filesWithMetadata": 2, "filesWithoutMetadata": 1,
-            "validationPassed": true, "duplicateIds": []
+            "validationPassed": true, "duplicateIds": [], "sharedSortKeys": []
         })
     );
     assert!(out.stderr.contains("Validation passed"), "{}", out.stderr);
@@ -215,6 +215,30 @@ fn validate_passes_and_counts() {
     assert!(text.stderr.starts_with(
         "3 SQL file(s) checked (test files excluded): 2 with a <pgmi-meta> block, 1 without"
     ));
+}
+
+#[test]
+fn validate_warns_about_shared_sort_keys_without_failing() {
+    let project = sample().file(
+        "migrations/003_copy_paste.sql",
+        meta("3c8a5a58-93a4-4c1e-9d0e-6f7f9e1b2c3d", true, &["010/schema"], ""),
+    );
+    let out = ok(run(&["metadata", "validate", "--json"], &project, &[], &[]));
+    let v = out.json();
+    assert_eq!(v["validationPassed"], true);
+    assert_eq!(
+        v["sharedSortKeys"],
+        serde_json::json!([
+            "\"010/schema\": ./migrations/001_schema.sql, ./migrations/003_copy_paste.sql"
+        ])
+    );
+    assert!(
+        out.stderr.contains(
+            "warning: sort key \"010/schema\": ./migrations/001_schema.sql, ./migrations/003_copy_paste.sql: these files share a plan position and run in path order"
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

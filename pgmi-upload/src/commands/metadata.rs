@@ -10,7 +10,8 @@
 //!   and without a block and lists ids used by several files. Summary on stderr; with
 //!   `--json` an object on stdout:
 //!   `totalFiles`, `filesWithMetadata`, `filesWithoutMetadata` (numbers),
-//!   `validationPassed` (bool), `duplicateIds` (array of `"<id>: <path>, <path>"`).
+//!   `validationPassed` (bool), `duplicateIds` (array of `"<id>: <path>, <path>"`),
+//!   `sharedSortKeys` (array of `"\"<key>\": <path>, <path>"`: a warning, never a failure).
 //!   Duplicate ids exit 1 (the deploy refuses them with 10; `validate` reports them as a
 //!   failed check, like the original pgmi).
 //! * `plan` prints what a session's `pgmi_plan_view` will hold, in its `execution_order`:
@@ -118,6 +119,8 @@ struct ValidateJson {
     files_without_metadata: usize,
     validation_passed: bool,
     duplicate_ids: Vec<String>,
+    /// Sort keys given to more than one file: `"<key>: <path>, <path>"` (a warning).
+    shared_sort_keys: Vec<String>,
 }
 
 fn validate(root: &Path, json: bool) -> Result<Exit, Failure> {
@@ -138,6 +141,12 @@ fn validate(root: &Path, json: bool) -> Result<Exit, Failure> {
         sql.len(),
         sql.len() - with
     );
+    let shared = shared_sort_keys(&project);
+    for line in &shared {
+        eprintln!(
+            "pgmi: warning: sort key {line}: these files share a plan position and run in path order"
+        );
+    }
     if json {
         let body = ValidateJson {
             total_files: sql.len(),
@@ -145,6 +154,7 @@ fn validate(root: &Path, json: bool) -> Result<Exit, Failure> {
             files_without_metadata: sql.len() - with,
             validation_passed: lines.is_empty(),
             duplicate_ids: lines.clone(),
+            shared_sort_keys: shared,
         };
         report::print_stdout(&to_json(&body));
     }
@@ -163,6 +173,31 @@ fn validate(root: &Path, json: bool) -> Result<Exit, Failure> {
             })
         }
     }
+}
+
+/// Sort keys that more than one file declares, as `"<key>: <path>, <path>"`, in key order.
+/// Not an error (the original pgmi allows it, and the plan orders such files by path), but
+/// rarely meant: two migrations given the same key by copy and paste run in whatever order
+/// their names happen to sort.
+fn shared_sort_keys(project: &pgmi_core::project::Project) -> Vec<String> {
+    let mut by_key: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for source in &project.sources {
+        let Some(meta) = &source.metadata else { continue };
+        for key in &meta.sort_keys {
+            let paths = by_key.entry(key.as_str()).or_default();
+            if !paths.contains(&source.path.path.as_str()) {
+                paths.push(source.path.path.as_str());
+            }
+        }
+    }
+    by_key
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .map(|(key, mut paths)| {
+            paths.sort_unstable();
+            format!("{key:?}: {}", paths.join(", "))
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
