@@ -221,7 +221,12 @@ fn validate_passes_and_counts() {
 fn validate_warns_about_shared_sort_keys_without_failing() {
     let project = sample().file(
         "migrations/003_copy_paste.sql",
-        meta("3c8a5a58-93a4-4c1e-9d0e-6f7f9e1b2c3d", true, &["010/schema"], ""),
+        meta(
+            "3c8a5a58-93a4-4c1e-9d0e-6f7f9e1b2c3d",
+            true,
+            &["010/schema"],
+            "",
+        ),
     );
     let out = ok(run(&["metadata", "validate", "--json"], &project, &[], &[]));
     let v = out.json();

@@ -182,7 +182,9 @@ fn validate(root: &Path, json: bool) -> Result<Exit, Failure> {
 fn shared_sort_keys(project: &pgmi_core::project::Project) -> Vec<String> {
     let mut by_key: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for source in &project.sources {
-        let Some(meta) = &source.metadata else { continue };
+        let Some(meta) = &source.metadata else {
+            continue;
+        };
         for key in &meta.sort_keys {
             let paths = by_key.entry(key.as_str()).or_default();
             if !paths.contains(&source.path.path.as_str()) {
