@@ -127,7 +127,7 @@ impl Failure {
             // An empty DETAIL or HINT (`RAISE … USING DETAIL = ''`) is no detail.
             detail: db.detail().filter(|d| !d.is_empty()).map(str::to_string),
             hint: db.hint().filter(|h| !h.is_empty()).map(str::to_string),
-            where_: db.where_().map(str::to_string),
+            where_: db.where_().and_then(user_context),
             location: None,
         }
     }
@@ -140,6 +140,33 @@ impl Failure {
             None => Failure::new(exit, format!("{context}: {}", error_chain(err))),
         }
     }
+}
+
+/// The lines of a server error's CONTEXT that say something about the user's code: the
+/// frames of pgmi's own session routines (`pg_temp_N.pgmi_test(…)`, `…pgmi_execute(…)`,
+/// the `_pgmi_…` helpers, the extension procedure `pgmi_test` calls) are dropped, since
+/// every test failure and every `pgmi_execute` failure would end with them. `None` when
+/// nothing is left.
+fn user_context(context: &str) -> Option<String> {
+    let internal = |line: &str| {
+        let routine = line
+            .strip_prefix("PL/pgSQL function ")
+            .or_else(|| line.strip_prefix("SQL function "));
+        match routine {
+            // `pg_temp_3.pgmi_test(text,text) line 7 at CALL`, `"pgmi_execute" …`
+            Some(rest) => {
+                let name = rest.trim_start_matches('"');
+                (name.starts_with("pg_temp_") || name.starts_with("pg_temp."))
+                    && name
+                        .split_once('.')
+                        .is_some_and(|(_, f)| f.starts_with("pgmi_") || f.starts_with("_pgmi_"))
+            }
+            // `SQL statement "CALL public.pgmi_test(p_pattern, p_callback)"`
+            None => line.contains(".pgmi_test(p_pattern, p_callback)"),
+        }
+    };
+    let kept: Vec<&str> = context.lines().filter(|l| !internal(l)).collect();
+    (!kept.is_empty()).then(|| kept.join("\n"))
 }
 
 impl fmt::Display for Failure {
@@ -195,5 +222,29 @@ mod tests {
         let f = Failure::config("bad").context("loading");
         assert_eq!(f.message, "loading: bad");
         assert_eq!(f.exit, Exit::InvalidConfig);
+    }
+
+    #[test]
+    fn pgmi_frames_are_dropped_from_the_context() {
+        assert_eq!(
+            user_context(
+                "SQL statement \"CALL public.pgmi_test(p_pattern, p_callback)\"\nPL/pgSQL function pg_temp_3.pgmi_test(text,text) line 7 at CALL"
+            ),
+            None
+        );
+        assert_eq!(
+            user_context(
+                "PL/pgSQL function pg_temp_3.pgmi_execute(text) line 89 at RAISE\nSQL statement \"SELECT pg_temp.pgmi_execute(m.path)\"\nPL/pgSQL function inline_code_block line 13 at PERFORM"
+            )
+            .as_deref(),
+            Some("SQL statement \"SELECT pg_temp.pgmi_execute(m.path)\"\nPL/pgSQL function inline_code_block line 13 at PERFORM")
+        );
+        // The user's own functions, in pg_temp or not, stay.
+        for line in [
+            "PL/pgSQL function pg_temp_3.seed_users() line 4 at SQL statement",
+            "PL/pgSQL function app.pgmi_like_name() line 2 at RAISE",
+        ] {
+            assert_eq!(user_context(line).as_deref(), Some(line));
+        }
     }
 }
