@@ -248,6 +248,13 @@ fn extension_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
             "a superuser runs once, in database \"{db}\": CREATE EXTENSION pgmi;  or, since the extension is trusted: GRANT CREATE ON DATABASE \"{db}\" TO \"{user}\";"
         ));
     }
+    // 3F000 "no schema has been selected to create in": the search_path names no schema
+    // that exists (every schema dropped, or a typo in ALTER DATABASE … SET search_path).
+    if code == Some(&SqlState::INVALID_SCHEMA_NAME) {
+        return Failure { exit: Exit::InvalidConfig, ..failure }.with_hint(format!(
+            "the search_path of database \"{db}\" names no schema that exists, so PostgreSQL has nowhere to put the extension: create the schema it names, fix it (ALTER DATABASE \"{db}\" SET search_path = …), or deploy with --session portable"
+        ));
+    }
     let missing_files = code == Some(&SqlState::FEATURE_NOT_SUPPORTED)
         || code == Some(&SqlState::UNDEFINED_FILE)
         || err.as_db_error().is_some_and(|db| {

@@ -389,6 +389,46 @@ fn auto_installs_the_extension_for_a_superuser() {
     assert!(relation_exists(&db, "made"));
 }
 
+// A search_path that names no existing schema leaves CREATE EXTENSION nowhere to go
+// (3F000): exit 10 with the ways out, nothing deployed.
+#[test]
+fn auto_install_without_a_schema_on_the_search_path_says_why() {
+    let db = TestDb::empty("autonoschema");
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET search_path = no_such_schema",
+            db.name
+        ))
+        .expect("set the search_path");
+    let run = deploy(
+        &Project::with_deploy("CREATE TABLE public.made (id int);"),
+        &db.name,
+        &[],
+    );
+    assert_eq!(run.code, 10, "{}", run.stderr);
+    for needle in [
+        "could not install the pgmi extension",
+        "SQLSTATE 3F000",
+        "names no schema that exists",
+        "--session portable",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} not in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!relation_exists(&db, "public.made"));
+    // The way out it names works.
+    let run = deploy(
+        &Project::with_deploy("CREATE TABLE public.made (id int);"),
+        &db.name,
+        &["--session", "portable"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(relation_exists(&db, "public.made"));
+}
+
 // (c) and (d): a role without CREATE on the database. `--session extension` stops before
 // anything is touched (exit 10) and names the way out; auto goes portable and says why.
 #[test]
