@@ -97,9 +97,20 @@ impl LockWait {
     }
 }
 
-/// The second connection and what it needs.
+/// The second connection and what it needs. One looker thread serves every unit (a thread
+/// per unit cost a spawn for each of a long tail's statements); it ends when the watcher
+/// is dropped.
 pub struct Watcher {
     shared: Arc<Shared>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// One unit to watch: when it started, the channel that closes when it ends, and where to
+/// send the last wait seen.
+struct Job {
+    started: Instant,
+    finished: mpsc::Receiver<()>,
+    report: mpsc::Sender<Option<LockWait>>,
 }
 
 /// Owned by the watcher and its helper threads (a thread may outlive its unit).
@@ -126,37 +137,54 @@ impl Watcher {
             Some(t) if !t.is_zero() && t < THRESHOLD * 2 => (t / 2).max(Duration::from_millis(20)),
             _ => THRESHOLD,
         };
-        Watcher {
-            shared: Arc::new(Shared {
-                info: connector.info.clone(),
-                tls: connector.tls.clone(),
-                start: connector.start,
-                verbose: connector.verbose,
-                deadline: connector.deadline,
-                session_pid,
-                threshold,
-                conn: Mutex::new(None),
-                given_up: AtomicBool::new(false),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            info: connector.info.clone(),
+            tls: connector.tls.clone(),
+            start: connector.start,
+            verbose: connector.verbose,
+            deadline: connector.deadline,
+            session_pid,
+            threshold,
+            conn: Mutex::new(None),
+            given_up: AtomicBool::new(false),
+        });
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let looker = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for job in queue {
+                let _ = job
+                    .report
+                    .send(looker.look_until(job.finished, job.started));
+            }
+        });
+        Watcher { shared, jobs }
     }
 
     /// Run `work` (one unit on the session) while watching for lock waits; its result and
     /// the last wait seen with blockers, if any.
     pub fn watch<T>(&self, work: impl FnOnce() -> T) -> (T, Option<LockWait>) {
+        // After a look hung, the looker may still be stuck in it: units run unwatched.
+        if self.shared.given_up.load(Ordering::SeqCst) {
+            return (work(), None);
+        }
         let started = Instant::now();
         let (done, finished) = mpsc::channel::<()>();
         let (report, seen) = mpsc::channel::<Option<LockWait>>();
-        let shared = Arc::clone(&self.shared);
-        std::thread::spawn(move || {
-            let _ = report.send(shared.look_until(finished, started));
-        });
+        let job = Job {
+            started,
+            finished,
+            report,
+        };
+        if self.jobs.send(job).is_err() {
+            return (work(), None);
+        }
         let result = work();
         drop(done);
         let wait = match seen.recv_timeout(LOOKER_GRACE) {
             Ok(wait) => wait,
             Err(_) => {
-                // Left running: it ends with its connection, or with the process.
+                // The looker is left in its look: it ends with its connection, or with the
+                // process; later units run unwatched (`given_up`).
                 self.shared
                     .give_up("the lock-holder connection stopped answering; not waiting for it");
                 None
