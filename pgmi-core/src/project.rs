@@ -22,7 +22,7 @@ mod walk;
 use std::collections::HashSet;
 
 pub use error::{ErrorKind, ProjectError};
-pub use walk::walk;
+pub use walk::{walk, walk_observed};
 
 use crate::checksum;
 use crate::meta::{self, Metadata};

@@ -37,6 +37,8 @@ pub struct Locking<'a> {
     pub options: LockOptions,
     pub watcher: Option<&'a Watcher>,
     pub report: &'a mut LockReport,
+    /// The settings that size the lock table, read before deploy.sql (explain a 53200).
+    pub budget: Option<locks::budget::Budget>,
 }
 
 /// Run every unit in order; on failure, the index of the failing unit is
@@ -76,6 +78,21 @@ pub fn run_units(
                 );
                 failure.hint = Some(
                     "check the database before deploying again; the deploy lock went with the connection".into(),
+                );
+                return Err(failure);
+            }
+            if failure.sqlstate.as_deref() == Some("53200") {
+                // Out of shared memory: the lock table is full. Explained before the
+                // session rolls back (the count was taken while the unit ran).
+                let held = match locking.watcher {
+                    Some(watcher) => watcher.held(),
+                    None => Err("the session's backend pid is unknown, so no second connection counted them".into()),
+                };
+                locks::budget::explain(
+                    &mut failure,
+                    locking.watcher.map(Watcher::session_pid),
+                    held,
+                    locking.budget.as_ref(),
                 );
                 return Err(failure);
             }

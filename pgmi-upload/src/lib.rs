@@ -33,6 +33,7 @@ mod pgpass;
 mod pooler;
 pub mod portable;
 mod prepare;
+mod progress;
 mod psql_script;
 mod redact;
 mod report;

@@ -23,7 +23,9 @@ pub fn callback(start: Instant, verbose: bool) -> impl Fn(DbError) + Send + Sync
         };
         let text = render(&notice, &prefix);
         // A closed stderr must not abort the deploy; the notice is lost, nothing else.
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let mut err = std::io::stderr().lock();
+        crate::progress::clear(&mut err);
+        let _ = err.write_all(text.as_bytes());
     }
 }
 

@@ -203,8 +203,19 @@ impl Packed {
     /// session never needs it, and compressing a large project costs real time.
     pub fn bundle(&mut self) -> Result<&[u8], Failure> {
         if self.bundle.is_none() {
+            let phase = crate::progress::Phase::start(crate::progress::Shape {
+                label: "Packing",
+                files: true,
+                total_bytes: None,
+                rate: false,
+            });
+            phase.counters().add_files(self.raw.len() as u64);
+            phase
+                .counters()
+                .add_bytes(self.raw.iter().map(|f| f.bytes.len() as u64).sum());
             let bundle = pgmi_core::bundle::write(&self.raw, &self.params)
                 .map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
+            drop(phase);
             if bundle.len() as u64 > self.max_bundle_bytes {
                 return Err(Failure::config(format!(
                     "the packed project is {} bytes, over the {}-byte bundle limit",
@@ -238,8 +249,19 @@ pub fn pack(
     limits: &Limits,
     params: Vec<(String, String)>,
 ) -> Result<Packed, Failure> {
-    let raw: Vec<RawFile> = project::walk(root, limits).map_err(scan_failure)?;
+    // One phase for the walk and the validation (checksums, metadata) that follows it.
+    let phase = crate::progress::Phase::start(crate::progress::Shape::counting("Scanning"));
+    let counters = phase.counters();
+    let raw: Vec<RawFile> = project::walk_observed(root, limits, &mut |bytes| counters.file(bytes))
+        .map_err(scan_failure)?;
+    phase.relabel(crate::progress::Shape {
+        label: "Checking",
+        files: true,
+        total_bytes: None,
+        rate: false,
+    });
     let project = project::build(raw.clone()).map_err(scan_failure)?;
+    drop(phase);
     Ok(Packed {
         files: project.files_loaded,
         project,

@@ -104,6 +104,8 @@ pub struct DeployReport {
     pub tests: Vec<TestStep>,
     /// Retried units and the lock wait that ended the deploy (`locks/`).
     pub locks: crate::locks::LockReport,
+    /// The estimated locks against the lock table, when the warning was printed.
+    pub lock_estimate: Option<crate::locks::budget::Report>,
 }
 
 /// `<icon> <db>: <n> files loaded in <s>s` or `<icon> <db>: failed after <s>s[ (unit k of n
@@ -195,6 +197,8 @@ struct Envelope {
     attempts: Vec<crate::locks::Attempt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lock_wait: Option<crate::locks::LockWait>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_estimate: Option<crate::locks::budget::Report>,
 }
 
 /// Build the envelope text (2-space indent, sorted keys, trailing newline).
@@ -224,6 +228,7 @@ pub fn json_envelope(
         }
         env.tests = testresults::json(&r.tests);
         env.attempts = r.locks.attempts.clone();
+        env.lock_estimate = r.lock_estimate;
     }
     if let Some(f) = failure {
         let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(redact);

@@ -57,6 +57,8 @@ pub fn run(cli: Cli) -> i32 {
 
 fn deploy_command(args: &DeployArgs) -> Exit {
     let start = Instant::now();
+    // Progress lines for long phases: on a terminal, never with --json (progress.rs).
+    crate::progress::enable(!args.json);
     // A bad --test-report or --compat value is a configuration error, found before
     // anything else.
     let specs = match testreport::parse_specs(&args.test_reports) {
@@ -593,6 +595,7 @@ fn locked(
     } else {
         units
     };
+    let budget = lock_budget(client, &packed.project, script, report, verbose);
     eprintln!("Executing deploy.sql");
     execute::run_units(
         client,
@@ -603,8 +606,51 @@ fn locked(
             options: *lock_options,
             watcher: Some(watcher),
             report: &mut report.locks,
+            budget,
         },
     )
+}
+
+/// The settings that size the shared lock table (read once; `None` when they cannot be
+/// read), and a warning when the project's estimated locks come near it (`locks/budget.rs`).
+fn lock_budget(
+    client: &mut Client,
+    project: &pgmi_core::project::Project,
+    script: &str,
+    report: &mut DeployReport,
+    verbose: bool,
+) -> Option<crate::locks::budget::Budget> {
+    use crate::locks::budget;
+    let budget = match budget::read_budget(client) {
+        Ok(budget) => budget,
+        Err(e) => {
+            report::verbose(
+                verbose,
+                &format!("could not read the lock-table settings: {e}"),
+            );
+            return None;
+        }
+    };
+    let estimate = budget::estimate(project, script);
+    report::verbose(
+        verbose,
+        &format!(
+            "lock estimate: {} relation statement(s) × {} = {} lock(s); lock table {}",
+            estimate.relation_statements,
+            estimate.locks_per_statement,
+            estimate.locks,
+            budget.formula()
+        ),
+    );
+    if budget::over_budget(&estimate, &budget) {
+        eprintln!("pgmi: warning: {}", budget::warning(&estimate, &budget));
+        report.lock_estimate = Some(budget::Report {
+            estimate,
+            budget,
+            lock_table: budget.capacity(),
+        });
+    }
+    Some(budget)
 }
 
 /// Whether this session scans '' strings with backslash escapes.

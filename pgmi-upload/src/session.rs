@@ -20,6 +20,7 @@ use crate::cli::SessionChoice;
 use crate::copy_binary;
 use crate::exit::{Exit, Failure};
 use crate::ident::quote_ident;
+use crate::progress::{CountingWriter, Phase, Shape};
 
 /// PostgreSQL 13 is the oldest server the extension is built for (pgrx 0.18 supports
 /// 13–18); the original pgmi's floor was 11.
@@ -347,13 +348,26 @@ fn load_in_transaction(
             format!("could not upload the project bundle: {e}"),
         )
     };
-    let mut writer = client
-        .copy_in("COPY pg_temp._pgmi_upload (data) FROM STDIN (FORMAT binary)")
-        .map_err(prep)?;
-    copy_binary::write_single_bytea(&mut writer, bundle).map_err(|e| upload(&e))?;
-    writer
-        .finish()
-        .map_err(|e| Failure::from_pg(Exit::General, "could not upload the project bundle", &e))?;
+    let phase = Phase::start(Shape {
+        label: "Uploading",
+        files: false,
+        total_bytes: Some(bundle.len() as u64),
+        rate: true,
+    });
+    {
+        let mut writer = client
+            .copy_in("COPY pg_temp._pgmi_upload (data) FROM STDIN (FORMAT binary)")
+            .map_err(prep)?;
+        let mut counted = CountingWriter {
+            inner: &mut writer,
+            counters: phase.counters(),
+        };
+        copy_binary::write_single_bytea(&mut counted, bundle).map_err(|e| upload(&e))?;
+        writer.finish().map_err(|e| {
+            Failure::from_pg(Exit::General, "could not upload the project bundle", &e)
+        })?;
+    }
+    drop(phase);
 
     if verbose {
         // pgmi_load's own timing line is DEBUG1.
@@ -364,6 +378,8 @@ fn load_in_transaction(
     let sql = format!(
         "SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload))"
     );
+    let phase = Phase::start(Shape::SERVER);
+    phase.counters().add_bytes(bundle.len() as u64);
     let rows = client.simple_query(&sql).map_err(|e| load_failure(&e))?;
     let row =
         first_row(&rows).ok_or_else(|| Failure::new(Exit::General, "pgmi_load returned no row"))?;
@@ -385,6 +401,7 @@ fn load_in_transaction(
     client
         .batch_execute("COMMIT")
         .map_err(|e| load_failure(&e))?;
+    drop(phase);
     Ok(summary)
 }
 
@@ -403,8 +420,10 @@ pub fn load_portable(
     client
         .batch_execute("SET temp_buffers = '128MB'")
         .map_err(|e| portable_failure(&e, db, user))?;
-    let summary = crate::portable::load(client, project, parameters)
+    let phase = Phase::start(Shape::counting("Loading"));
+    let summary = crate::portable::load_counted(client, project, parameters, &phase)
         .map_err(|e| portable_failure(&e, db, user))?;
+    drop(phase);
     crate::report::verbose(
         verbose,
         &format!(

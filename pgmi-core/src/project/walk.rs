@@ -23,6 +23,16 @@ use crate::path::{is_excluded_segment, ROOT_DEPLOY_SCRIPT};
 /// `root` (`/`-separated, no leading `./`). Content is returned as read; validation is
 /// [`super::build`]'s job.
 pub fn walk(root: &Path, limits: &Limits) -> Result<Vec<RawFile>, ProjectError> {
+    walk_observed(root, limits, &mut |_| {})
+}
+
+/// [`walk`], calling `on_file` with each file's size as soon as it has been read (the
+/// uploader's progress counters).
+pub fn walk_observed(
+    root: &Path,
+    limits: &Limits,
+    on_file: &mut dyn FnMut(u64),
+) -> Result<Vec<RawFile>, ProjectError> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -91,6 +101,7 @@ pub fn walk(root: &Path, limits: &Limits) -> Result<Vec<RawFile>, ProjectError> 
             });
         }
         let bytes = read_capped(&entry, &shown, limits.max_file_bytes)?;
+        on_file(bytes.len() as u64);
         files.push(RawFile {
             path: child_rel,
             bytes,

@@ -26,6 +26,10 @@
 //!   stores from it (sources and SQL test files), in byte order;
 //! * `parameters`: array of `key` (lower-cased, as stored), `source` (`pgmi.yaml`,
 //!   `--params-file <file>` or `--param`) and, when earlier sources gave the key too, `overriddenSources`;
+//! * `lockEstimate`: the deploy's locks estimated offline (README, "Lock-safe deploys"):
+//!   `relationStatements` (statements of the SQL files and deploy.sql that create or alter
+//!   a relation), `locksPerStatement` and `locks`, their product; compare with the server's
+//!   `max_locks_per_transaction × (max_connections + max_prepared_transactions)`;
 //! * `connection`: `resolved` (bool); when true, `host`, `port`, `user`, `database`,
 //!   `authMethod` (`password`, `aws`, `azure` or `google`) and `description` (one line:
 //!   also the maintenance database, sslmode, application name, whether a password is set,
@@ -82,6 +86,7 @@ struct Info {
     test_directories: Vec<TestDirectory>,
     directories: BTreeMap<String, usize>,
     parameters: Vec<Parameter>,
+    lock_estimate: crate::locks::budget::Estimate,
     connection: Connection,
 }
 
@@ -168,6 +173,8 @@ fn info(args: &InfoArgs) -> Result<Info, Failure> {
         },
     };
     let counts = Counts::of(&project);
+    let deploy_sql = std::fs::read_to_string(root.join("deploy.sql")).unwrap_or_default();
+    let lock_estimate = crate::locks::budget::estimate(&project, &deploy_sql);
     Ok(Info {
         path: std::fs::canonicalize(root)
             .unwrap_or_else(|_| root.clone())
@@ -188,6 +195,7 @@ fn info(args: &InfoArgs) -> Result<Info, Failure> {
         test_directories: test_directories(&project),
         directories: directories(&project),
         parameters,
+        lock_estimate,
         connection,
     })
 }
@@ -336,6 +344,14 @@ fn render(info: &Info) -> String {
     line(
         "<pgmi-meta> blocks:",
         format!("{} file(s)", info.files_with_metadata),
+    );
+    let e = &info.lock_estimate;
+    line(
+        "Lock estimate:",
+        format!(
+            "~{} locks ({} relation statement(s) × {}; compare with max_locks_per_transaction × (max_connections + max_prepared_transactions))",
+            e.locks, e.relation_statements, e.locks_per_statement
+        ),
     );
     let mut list = |heading: &str, items: Vec<(String, String)>, empty: &str| {
         if items.is_empty() {

@@ -19,6 +19,7 @@
 //! `d = min(BASE · 2ⁿ⁻¹, CAP)`: exponential, so a busy table gets room, and jittered, so two
 //! deploys that collided do not collide again in lockstep. It never runs past `--timeout`.
 
+pub mod budget;
 pub mod redact;
 pub mod watch;
 

@@ -14,6 +14,10 @@
 //! replies lost on the network) the deploy waits at most [`LOOKER_GRACE`] for it after the
 //! unit ended, then goes on without it.
 //!
+//! Each look also counts the locks the session holds (`pg_locks`), so that a unit failing
+//! with "out of shared memory" (SQLSTATE 53200) can say how many it had taken: the failed
+//! transaction releases them before the client hears of the failure (`budget.rs`).
+//!
 //! SQL here qualifies every function and operator with `pg_catalog` (the deploy may have
 //! created look-alikes in schemas on the search path) and binds the session pid as a
 //! parameter.
@@ -125,6 +129,19 @@ struct Shared {
     conn: Mutex<Option<Client>>,
     /// The second connection failed once: do not try again.
     given_up: AtomicBool,
+    /// Why it was given up, for the explanation of a 53200.
+    given_up_why: Mutex<Option<String>>,
+    /// The last unit watched: when it ran and the last lock count taken while it did.
+    last_unit: Mutex<LastUnit>,
+}
+
+/// The last unit watched, for [`Watcher::held`].
+#[derive(Debug, Clone, Copy, Default)]
+struct LastUnit {
+    started: Option<Instant>,
+    ended: Option<Instant>,
+    /// The most locks the session was seen holding, and when they were counted.
+    count: Option<(i64, Instant)>,
 }
 
 impl Watcher {
@@ -147,6 +164,8 @@ impl Watcher {
             threshold,
             conn: Mutex::new(None),
             given_up: AtomicBool::new(false),
+            given_up_why: Mutex::new(None),
+            last_unit: Mutex::new(LastUnit::default()),
         });
         let (jobs, queue) = mpsc::channel::<Job>();
         let looker = Arc::clone(&shared);
@@ -163,11 +182,16 @@ impl Watcher {
     /// Run `work` (one unit on the session) while watching for lock waits; its result and
     /// the last wait seen with blockers, if any.
     pub fn watch<T>(&self, work: impl FnOnce() -> T) -> (T, Option<LockWait>) {
+        let started = Instant::now();
+        // A new unit: no count yet (an unwatched unit keeps none, and `held` says why).
+        self.shared.set_last_unit(LastUnit {
+            started: Some(started),
+            ..LastUnit::default()
+        });
         // After a look hung, the looker may still be stuck in it: units run unwatched.
         if self.shared.given_up.load(Ordering::SeqCst) {
             return (work(), None);
         }
-        let started = Instant::now();
         let (done, finished) = mpsc::channel::<()>();
         let (report, seen) = mpsc::channel::<Option<LockWait>>();
         let job = Job {
@@ -179,6 +203,7 @@ impl Watcher {
             return (work(), None);
         }
         let result = work();
+        let ended = Instant::now();
         drop(done);
         let wait = match seen.recv_timeout(LOOKER_GRACE) {
             Ok(wait) => wait,
@@ -190,11 +215,50 @@ impl Watcher {
                 None
             }
         };
+        if let Ok(mut last) = self.shared.last_unit.lock() {
+            last.ended = Some(ended);
+        }
         (result, wait.map(|w| w.finish(started)))
+    }
+
+    /// The backend pid of the deploying session.
+    pub fn session_pid(&self) -> i32 {
+        self.shared.session_pid
+    }
+
+    /// The most locks the session was seen holding while the last unit ran, or why they
+    /// were not counted.
+    pub fn held(&self) -> Result<super::budget::Held, String> {
+        let last = self.shared.last_unit.lock().map(|l| *l).unwrap_or_default();
+        if let (Some((locks, at)), Some(ended)) = (last.count, last.ended) {
+            return Ok(super::budget::Held {
+                locks,
+                before_end: ended.saturating_duration_since(at),
+            });
+        }
+        if let Some(why) = self.shared.given_up_why.lock().ok().and_then(|w| w.clone()) {
+            return Err(why);
+        }
+        let ran = match (last.started, last.ended) {
+            (Some(started), Some(ended)) => ended.saturating_duration_since(started),
+            _ => Duration::ZERO,
+        };
+        Err(format!(
+            "the unit failed after {:.2} s, before the first count (a second connection counts them once a unit has run {:.2} s)",
+            ran.as_secs_f64(),
+            self.shared.threshold.as_secs_f64()
+        ))
     }
 }
 
 impl Shared {
+    fn set_last_unit(&self, unit: LastUnit) {
+        match self.last_unit.lock() {
+            Ok(mut last) => *last = unit,
+            Err(e) => *e.into_inner() = unit,
+        }
+    }
+
     fn look_until(&self, finished: mpsc::Receiver<()>, started: Instant) -> Option<LockWait> {
         let mut latest = None;
         let mut next = started + self.threshold;
@@ -231,6 +295,23 @@ impl Shared {
             }
         }
         let client = guard.as_mut()?;
+        match client.query_one(HELD, &[&self.session_pid]) {
+            Ok(row) => {
+                let locks: i64 = row.get(0);
+                // The most counted: a look that ends after the failure sees the locks
+                // already released.
+                if let Ok(mut last) = self.last_unit.lock() {
+                    if last.count.is_none_or(|(most, _)| locks > most) {
+                        last.count = Some((locks, Instant::now()));
+                    }
+                }
+            }
+            Err(e) => {
+                self.give_up(&format!("counting the session's locks failed: {e}"));
+                *guard = None;
+                return None;
+            }
+        }
         match snapshot(client, self.session_pid) {
             Ok(wait) => wait,
             Err(e) => {
@@ -262,9 +343,16 @@ impl Shared {
 
     fn give_up(&self, why: &str) {
         self.given_up.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = self.given_up_why.lock() {
+            slot.get_or_insert_with(|| why.to_string());
+        }
         crate::report::verbose(self.verbose, why);
     }
 }
+
+/// How many locks `pid` holds or waits for.
+const HELD: &str =
+    "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks l WHERE l.pid OPERATOR(pg_catalog.=) $1";
 
 /// What the ungranted lock of `pid` is and who blocks it. The wait start comes from
 /// `pg_locks.waitstart` (PostgreSQL 14+), read through `to_jsonb` so the same text runs on 13.
