@@ -125,10 +125,10 @@ impl Watchdog {
         let expired = Instant::now();
         while !self.stopped() {
             if expired.elapsed() >= DEADLINE_GRACE {
-                eprintln!(
+                crate::progress::message(&format!(
                     "pgmi: error: deadline exceeded: the server did not answer the cancel request within {} s; giving up (the connection is abandoned; the server rolls back what did not commit)",
                     DEADLINE_GRACE.as_secs()
-                );
+                ));
                 std::process::exit(Exit::Timeout.code());
             }
             self.cancel();
@@ -140,7 +140,7 @@ impl Watchdog {
         if self.inner.interrupted.swap(true, Ordering::SeqCst) {
             std::process::exit(Exit::Interrupted.code());
         }
-        eprintln!("pgmi: interrupted, cancelling deployment...");
+        crate::progress::message("pgmi: interrupted, cancelling deployment...");
         let w = self.clone();
         thread::spawn(move || {
             let start = Instant::now();
