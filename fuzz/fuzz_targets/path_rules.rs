@@ -183,6 +183,8 @@ fn unquote(q: &str) -> Option<String> {
             'v' => '\u{b}',
             'x' => hex(&mut chars, 2)?,
             'u' => hex(&mut chars, 4)?,
+            // Go's %q writes a non-printable character above U+FFFF as \UXXXXXXXX.
+            'U' => hex(&mut chars, 8)?,
             _ => return None,
         });
     }
