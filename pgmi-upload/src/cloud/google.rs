@@ -452,12 +452,7 @@ fn service_account_token(
         signed_assertion(sa, scope, unix_seconds(request.now)).map_err(|e| failed(label, e))?;
     register_secret(&assertion);
     let form = [("grant_type", JWT_BEARER_GRANT), ("assertion", &assertion)];
-    let response = request
-        .http
-        .post_form(&sa.token_uri, &[], &form)
-        .map_err(|e| failed(label, format!("{}: {e}", sa.token_uri)))?;
-    let (secret, expires_at) = oauth_token(&response, request.now)
-        .map_err(|e| failed(label, format!("{} refused the key: {e}", sa.token_uri)))?;
+    let (secret, expires_at) = grant(request, label, &sa.token_uri, &form, "the key")?;
     Ok(Token {
         secret,
         expires_at,
@@ -481,16 +476,7 @@ fn authorized_user_token(
         ("client_secret", user.client_secret.as_str()),
         ("refresh_token", user.refresh_token.as_str()),
     ];
-    let response = request
-        .http
-        .post_form(&user.token_uri, &[], &form)
-        .map_err(|e| failed(label, format!("{}: {e}", user.token_uri)))?;
-    let (secret, expires_at) = oauth_token(&response, request.now).map_err(|e| {
-        failed(
-            label,
-            format!("{} refused the refresh token: {e}", user.token_uri),
-        )
-    })?;
+    let (secret, expires_at) = grant(request, label, &user.token_uri, &form, "the refresh token")?;
     Ok(Token {
         secret,
         expires_at,
@@ -537,16 +523,8 @@ fn external_account_token(
     if let Some(options) = &options {
         form.push(("options", options));
     }
-    let response = request
-        .http
-        .post_form(&ext.token_url, &[], &form)
-        .map_err(|e| failed(label, format!("{}: {e}", ext.token_url)))?;
-    let (federated, expires_at) = oauth_token(&response, request.now).map_err(|e| {
-        failed(
-            label,
-            format!("{} refused the subject token: {e}", ext.token_url),
-        )
-    })?;
+    let (federated, expires_at) =
+        grant(request, label, &ext.token_url, &form, "the subject token")?;
     let federation = format!("{label}: workload identity federation ({})", ext.audience);
     let Some(url) = &ext.impersonation_url else {
         return Ok(Token {
@@ -660,6 +638,23 @@ fn impersonated_email(url: &str) -> Option<String> {
 }
 
 /// A token endpoint's answer: the access token and when it expires, or why not.
+/// POST an OAuth grant to a token endpoint and read the access token it answers with;
+/// `what` names the credential in a refusal ("the key", "the refresh token", …).
+fn grant(
+    request: &Request<'_>,
+    label: &str,
+    url: &str,
+    form: &[(&str, &str)],
+    what: &str,
+) -> Result<(String, Option<SystemTime>), Miss> {
+    let response = request
+        .http
+        .post_form(url, &[], form)
+        .map_err(|e| failed(label, format!("{url}: {e}")))?;
+    oauth_token(&response, request.now)
+        .map_err(|e| failed(label, format!("{url} refused {what}: {e}")))
+}
+
 fn oauth_token(
     response: &Response,
     now: SystemTime,

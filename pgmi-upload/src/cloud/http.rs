@@ -72,14 +72,7 @@ impl Http {
         headers: &[(&str, &str)],
         timeout: Option<Duration>,
     ) -> Result<Response, String> {
-        let mut request = self.agent.get(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(timeout) = timeout {
-            request = request.config().timeout_global(Some(timeout)).build();
-        }
-        finish(request.call())
+        finish(prepare(self.agent.get(url), headers, timeout).call())
     }
 
     /// `PUT url` with `headers` and an empty body (the AWS instance metadata session).
@@ -89,14 +82,7 @@ impl Http {
         headers: &[(&str, &str)],
         timeout: Option<Duration>,
     ) -> Result<Response, String> {
-        let mut request = self.agent.put(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(timeout) = timeout {
-            request = request.config().timeout_global(Some(timeout)).build();
-        }
-        finish(request.send_empty())
+        finish(prepare(self.agent.put(url), headers, timeout).send_empty())
     }
 
     /// `POST url` with an `application/x-www-form-urlencoded` body.
@@ -106,11 +92,7 @@ impl Http {
         headers: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut request = self.agent.post(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        finish(request.send_form(form.iter().copied()))
+        finish(prepare(self.agent.post(url), headers, None).send_form(form.iter().copied()))
     }
 
     /// `POST url` with a JSON body.
@@ -120,11 +102,22 @@ impl Http {
         headers: &[(&str, &str)],
         body: &serde_json::Value,
     ) -> Result<Response, String> {
-        let mut request = self.agent.post(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        finish(request.send_json(body))
+        finish(prepare(self.agent.post(url), headers, None).send_json(body))
+    }
+}
+
+/// `headers` on the request, and `timeout` in place of the client's when given.
+fn prepare<B>(
+    mut request: ureq::RequestBuilder<B>,
+    headers: &[(&str, &str)],
+    timeout: Option<Duration>,
+) -> ureq::RequestBuilder<B> {
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    match timeout {
+        Some(timeout) => request.config().timeout_global(Some(timeout)).build(),
+        None => request,
     }
 }
 
