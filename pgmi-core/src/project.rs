@@ -122,9 +122,26 @@ impl Project {
 /// sources while later ones are still being hashed); `build` is their plain composition.
 pub fn build(files: Vec<RawFile>) -> Result<Project, ProjectError> {
     let mut project = route(files)?;
-    finish_sources(&mut project.sources)?;
+    finish_sources(&mut project.sources, Work::All)?;
     finalize(&project)?;
     Ok(project)
+}
+
+/// [`build`] without the checksums, which cannot fail: every check and every error is the
+/// same, and the sources' `checksum` and `pgmi_checksum` are left empty until [`hash`].
+/// For the client of an extension session, which never sends them (the server computes
+/// its own): hashing was the larger part of checking a project offline.
+pub fn build_unhashed(files: Vec<RawFile>) -> Result<Project, ProjectError> {
+    let mut project = route(files)?;
+    finish_sources(&mut project.sources, Work::Metadata)?;
+    finalize(&project)?;
+    Ok(project)
+}
+
+/// Fill in the checksums [`build_unhashed`] left empty (over threads, as in [`build`]).
+pub fn hash(project: &mut Project) {
+    // Metadata was parsed and checked already; only the checksums are computed.
+    let _ = finish_sources(&mut project.sources, Work::Checksums);
 }
 
 /// Phase 1, cheap and sequential: per-file checks (BOM, dunder, NUL, UTF-8) and routing. Sources
@@ -138,7 +155,7 @@ pub fn route(mut files: Vec<RawFile>) -> Result<Project, ProjectError> {
     for file in files {
         if let Err(e) = router.push(file) {
             let mut project = router.finish();
-            finish_sources(&mut project.sources)?;
+            finish_sources(&mut project.sources, Work::Metadata)?;
             return Err(e);
         }
     }
@@ -207,7 +224,7 @@ impl Router {
 /// `sources`. Independent runs of sources may be finished on different threads. The error
 /// is the run's first in path order.
 pub fn finish(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
-    match finish_chunk(0, sources) {
+    match finish_chunk(0, sources, Work::All) {
         Some((_, e)) => Err(e),
         None => Ok(()),
     }
@@ -314,7 +331,15 @@ const FILES_PER_THREAD: usize = 256;
 /// available cores: 85 ms of a 10,000-file (21 MB) load on one core here. The work per file
 /// is independent and pure, so the threads share nothing but the slice they split.
 /// Errors come back in path order.
-fn finish_sources(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
+/// What [`finish_sources`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    All,
+    Metadata,
+    Checksums,
+}
+
+fn finish_sources(sources: &mut [SourceFile], work: Work) -> Result<(), ProjectError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
@@ -322,13 +347,13 @@ fn finish_sources(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
         .max(1);
     let chunk = sources.len().div_ceil(threads).max(1);
     let errors: Vec<Option<(usize, ProjectError)>> = if threads == 1 {
-        vec![finish_chunk(0, sources)]
+        vec![finish_chunk(0, sources, work)]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = sources
                 .chunks_mut(chunk)
                 .enumerate()
-                .map(|(i, part)| scope.spawn(move || finish_chunk(i * chunk, part)))
+                .map(|(i, part)| scope.spawn(move || finish_chunk(i * chunk, part, work)))
                 .collect();
             handles
                 .into_iter()
@@ -344,12 +369,18 @@ fn finish_sources(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
 
 /// The sequential work of [`finish_sources`] for one slice starting at `offset`; returns
 /// the slice's first metadata error with its index.
-fn finish_chunk(offset: usize, sources: &mut [SourceFile]) -> Option<(usize, ProjectError)> {
+fn finish_chunk(
+    offset: usize,
+    sources: &mut [SourceFile],
+    work: Work,
+) -> Option<(usize, ProjectError)> {
     for (i, source) in sources.iter_mut().enumerate() {
         let bytes = source.content.as_bytes();
-        source.checksum = checksum::raw(bytes);
-        source.pgmi_checksum = checksum::normalized(bytes);
-        if path::is_sql_file(&source.path.name) {
+        if work != Work::Metadata {
+            source.checksum = checksum::raw(bytes);
+            source.pgmi_checksum = checksum::normalized(bytes);
+        }
+        if work != Work::Checksums && path::is_sql_file(&source.path.name) {
             match meta::extract(&source.path.path, &source.content) {
                 Ok(m) => source.metadata = m,
                 Err(e) => return Some((offset + i, ProjectError::Metadata(Box::new(e)))),

@@ -41,6 +41,7 @@ pub mod run;
 pub mod session;
 mod testreport;
 mod testresults;
+mod timings;
 mod tls;
 mod uri;
 mod watchdog;

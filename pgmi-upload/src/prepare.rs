@@ -184,8 +184,10 @@ fn script_text(mut bytes: Vec<u8>) -> Result<String, Failure> {
 
 /// The scanned project, validated; ready for either session kind.
 pub struct Packed {
-    /// Every file's rows, as the portable session loads them.
+    /// Every file's rows, as the portable session loads them, checked; the checksums are
+    /// filled in by [`Packed::hashed_project`], since an extension session never needs them.
     pub project: Project,
+    hashed: bool,
     /// The parameters, validated and with lower-cased keys.
     pub params: Vec<(String, String)>,
     /// Files scanned (the original pgmi's `filesLoaded`, before the server confirms it).
@@ -199,6 +201,16 @@ pub struct Packed {
 }
 
 impl Packed {
+    /// The project with its checksums, computed on first use (the portable session sends
+    /// them; the extension computes its own from the bundle).
+    pub fn hashed_project(&mut self) -> &Project {
+        if !self.hashed {
+            project::hash(&mut self.project);
+            self.hashed = true;
+        }
+        &self.project
+    }
+
     /// The tar.gz bundle for the extension's loader, written on first use: a portable
     /// session never needs it, and compressing a large project costs real time.
     pub fn bundle(&mut self) -> Result<&[u8], Failure> {
@@ -254,17 +266,20 @@ pub fn pack(
     let counters = phase.counters();
     let raw: Vec<RawFile> = project::walk_observed(root, limits, &mut |bytes| counters.file(bytes))
         .map_err(scan_failure)?;
+    crate::timings::lap("scan");
     phase.relabel(crate::progress::Shape {
         label: "Checking",
         files: true,
         total_bytes: None,
         rate: false,
     });
-    let project = project::build(raw.clone()).map_err(scan_failure)?;
+    let project = project::build_unhashed(raw.clone()).map_err(scan_failure)?;
+    crate::timings::lap("check");
     drop(phase);
     Ok(Packed {
         files: project.files_loaded,
         project,
+        hashed: false,
         params,
         server_max_file_kb: None,
         raw,

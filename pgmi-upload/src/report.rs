@@ -106,6 +106,8 @@ pub struct DeployReport {
     pub locks: crate::locks::LockReport,
     /// The estimated locks against the lock table, when the warning was printed.
     pub lock_estimate: Option<crate::locks::budget::Report>,
+    /// Wall-clock time per phase (`timings.rs`).
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 /// `<icon> <db>: <n> files loaded in <s>s` or `<icon> <db>: failed after <s>s[ (unit k of n
@@ -199,6 +201,8 @@ struct Envelope {
     lock_wait: Option<crate::locks::LockWait>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lock_estimate: Option<crate::locks::budget::Report>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    phases_ms: BTreeMap<&'static str, f64>,
 }
 
 /// Build the envelope text (2-space indent, sorted keys, trailing newline).
@@ -229,6 +233,11 @@ pub fn json_envelope(
         env.tests = testresults::json(&r.tests);
         env.attempts = r.locks.attempts.clone();
         env.lock_estimate = r.lock_estimate;
+        env.phases_ms = r
+            .phases
+            .iter()
+            .map(|(name, d)| (*name, (d.as_secs_f64() * 1e4).round() / 10.0))
+            .collect();
     }
     if let Some(f) = failure {
         let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(redact);

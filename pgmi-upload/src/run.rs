@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> i32 {
 
 fn deploy_command(args: &DeployArgs) -> Exit {
     let start = Instant::now();
+    crate::timings::start(start);
     // Progress lines for long phases: on a terminal, never with --json (progress.rs).
     crate::progress::enable(!args.json);
     // A bad --test-report or --compat value is a configuration error, found before
@@ -131,7 +132,10 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     let text = {
         let bundle = match args.session {
             BundleSession::Extension => Some(packed.bundle()?.to_vec()),
-            BundleSession::Portable => None,
+            BundleSession::Portable => {
+                packed.hashed_project();
+                None
+            }
         };
         let session = match &bundle {
             Some(bundle) => psql_script::Session::Extension { bundle },
@@ -336,6 +340,11 @@ fn deploy(args: &DeployArgs, start: Instant) -> (Option<DeployReport>, Result<()
     report.units_committed = progress.committed;
     report.outcome_unknown = progress.outcome_unknown;
     report.elapsed = start.elapsed();
+    report.phases = crate::timings::phases();
+    report::verbose(
+        args.verbose,
+        &format!("phases: {}", crate::timings::describe(&report.phases)),
+    );
     let result = match result {
         Ok(()) if watchdog.interrupted() => Err(Failure::new(Exit::Interrupted, "interrupted")),
         Ok(()) => Ok(()),
@@ -385,6 +394,7 @@ fn prepare_offline(
     );
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
+    crate::timings::lap("config");
     let mut packed = prepare::pack(&args.path, &limits, params)?;
     if env("PGMI_MAX_FILE_SIZE").is_some() {
         // The extension enforces its own per-file limit; raise (or lower) it to match.
@@ -394,10 +404,13 @@ fn prepare_offline(
     if args.session == SessionChoice::Extension {
         // Known to be needed: pack it now, so an oversized bundle fails before connecting.
         let bytes = packed.bundle()?.len();
+        crate::timings::lap("pack");
         report::verbose(args.verbose, &format!("bundle is {bytes} bytes"));
     }
-    let tls = crate::tls::prepare(&info.tls)?;
+    // A Unix socket never uses TLS (tls::connect), so no TLS context is built for one.
+    let tls = crate::tls::prepare(&info.tls, info.host.starts_with('/'))?;
     report::verbose(args.verbose, &crate::tls::describe(&tls));
+    crate::timings::lap("config");
     Ok((info, packed, script, tls))
 }
 
@@ -430,6 +443,7 @@ fn online(
         crate::overwrite::run(connector, force, interactive, watchdog, &before_create)?;
     }
     let mut client = connector.connect_target(&before_create)?;
+    crate::timings::lap("connect");
     watchdog.set_client(&client, crate::tls::Canceller::new(connector.tls));
     eprintln!("Preparing session: scanning files, loading parameters");
     session::check_server_version(&mut client)?;
@@ -488,6 +502,7 @@ fn online(
         }
     }
     session::release_locks(&mut client, verbose);
+    crate::timings::lap("close");
     result
 }
 
@@ -518,6 +533,7 @@ fn locked(
     let (kind, why) = session::choose(client, choice, &info.target_db, &info.user)?;
     eprintln!("Session: {} ({why})", kind.label());
     report.session = Some(kind.label());
+    crate::timings::lap("session");
     let loaded = match &kind {
         Kind::Extension { schema } => {
             let max_file_kb = packed.server_max_file_kb;
@@ -533,16 +549,20 @@ fn locked(
                 verbose,
             )?
         }
-        Kind::Portable => session::load_portable(
-            client,
-            &packed.project,
-            &packed.params,
-            &info.target_db,
-            &info.user,
-            verbose,
-        )?,
+        Kind::Portable => {
+            packed.hashed_project();
+            session::load_portable(
+                client,
+                &packed.project,
+                &packed.params,
+                &info.target_db,
+                &info.user,
+                verbose,
+            )?
+        }
     };
     *session_ready = true;
+    crate::timings::lap("load");
     // Debug notices from here on: deploy.sql's own. (The load shows only its DEBUG1
     // timing line, not the upload table's housekeeping.)
     if verbose {
@@ -596,8 +616,9 @@ fn locked(
         units
     };
     let budget = lock_budget(client, &packed.project, script, report, verbose);
+    crate::timings::lap("estimate");
     eprintln!("Executing deploy.sql");
-    execute::run_units(
+    let result = execute::run_units(
         client,
         units,
         watchdog,
@@ -608,7 +629,9 @@ fn locked(
             report: &mut report.locks,
             budget,
         },
-    )
+    );
+    crate::timings::lap("deploy.sql");
+    result
 }
 
 /// The settings that size the shared lock table (read once; `None` when they cannot be

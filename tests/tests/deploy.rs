@@ -42,6 +42,33 @@ fn trivial_deploy_creates_the_database_and_is_silent(kind: Kind) {
     assert_eq!(json["unitsCommitted"], 1);
     assert_eq!(json["database"], db.name.as_str());
     assert_eq!(json["session"], kind.flag());
+    // Where the time went, phase by phase; together no more than the whole deploy.
+    let phases = json["phasesMs"].as_object().expect("phasesMs");
+    for phase in [
+        "config",
+        "scan",
+        "check",
+        "connect",
+        "session",
+        "load",
+        "deploy.sql",
+        "close",
+    ] {
+        assert!(
+            phases[phase].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{phase}: {json}"
+        );
+    }
+    assert_eq!(
+        phases.contains_key("pack"),
+        kind == Kind::Extension,
+        "{json}"
+    );
+    let total: f64 = phases.values().filter_map(serde_json::Value::as_f64).sum();
+    assert!(
+        total <= json["durationMs"].as_f64().unwrap() + 1.0,
+        "{json}"
+    );
     let (session_line, installs) = match kind {
         Kind::Extension => (
             "Session: extension (installed the pgmi extension in schema \"public\")",

@@ -1008,10 +1008,15 @@ fn missing_or_malformed_files_fail_before_connecting() {
             &["given without a client certificate", "--sslcert"],
         ),
     ];
+    // Through a Unix socket no TLS context is built (tls::prepare), but the same files are
+    // still read and checked, with the same errors.
+    let socket = lab.tls.socket_dir().to_str().expect("utf-8");
     for (args, needles) in cases {
-        let run = deploy(&lab.tls, "localhost", "app", args, &[]);
-        run.failed(10, needles);
-        assert!(!database_exists(&lab.tls, &run.database));
+        for host in ["localhost", socket] {
+            let run = deploy(&lab.tls, host, "app", args, &[]);
+            run.failed(10, needles);
+            assert!(!database_exists(&lab.tls, &run.database));
+        }
     }
 }
 

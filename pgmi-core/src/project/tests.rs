@@ -375,3 +375,40 @@ fn finish_reports_the_first_metadata_error_of_a_run() {
     assert_eq!(e.kind(), ErrorKind::Metadata);
     assert_eq!(e.path(), Some("./b.sql"));
 }
+
+#[test]
+fn unhashed_build_checks_the_same_and_hashing_it_later_gives_the_full_build() {
+    // Enough files to spread the work over threads, one with metadata.
+    let mut files: Vec<RawFile> = (0..600)
+        .map(|i| {
+            raw(
+                &format!("m/{i:04}.sql"),
+                format!("CREATE TABLE t{i} (id int); -- {i}\n").as_bytes(),
+            )
+        })
+        .collect();
+    files.push(raw(
+        "m/meta.sql",
+        b"/* <pgmi-meta id=\"8f0e5a5e-0000-4000-8000-000000000001\" idempotent=\"true\"><sortKeys><key>001</key></sortKeys></pgmi-meta> */ SELECT 1;",
+    ));
+    files.push(raw("__test__/test_a.sql", b"SELECT 1;"));
+    let full = build(files.clone()).unwrap();
+    let mut unhashed = build_unhashed(files.clone()).unwrap();
+    assert!(unhashed
+        .sources
+        .iter()
+        .all(|s| s.checksum.is_empty() && s.pgmi_checksum.is_empty()));
+    assert!(unhashed.sources.iter().any(|s| s.metadata.is_some()));
+    hash(&mut unhashed);
+    assert_eq!(unhashed, full);
+
+    // A metadata error is found without hashing, the same error as the full build's.
+    files.push(raw(
+        "m/bad.sql",
+        b"/* <pgmi-meta id=\"nope\"></pgmi-meta> */",
+    ));
+    assert_eq!(
+        build_unhashed(files.clone()).unwrap_err().to_string(),
+        build(files).unwrap_err().to_string()
+    );
+}

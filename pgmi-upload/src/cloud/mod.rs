@@ -534,7 +534,7 @@ pub fn locate_instance(
         // The user's own trust settings stand.
         Some(pem) if info.tls.rootcert.is_none() => pem,
         _ => {
-            let tls = crate::tls::prepare(&info.tls)?;
+            let tls = crate::tls::prepare(&info.tls, false)?;
             let described = crate::tls::describe(&tls);
             return Ok(Some((tls, described)));
         }
@@ -556,7 +556,7 @@ pub fn locate_instance(
     })?;
     let mut settings = info.tls.clone();
     settings.rootcert = Some(file.path.display().to_string());
-    let tls = crate::tls::prepare(&settings);
+    let tls = crate::tls::prepare(&settings, false);
     drop(file);
     let described = format!(
         "TLS: sslmode {}, server certificate verified against the instance's CA from the Cloud SQL Admin API",

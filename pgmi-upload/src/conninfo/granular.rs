@@ -75,7 +75,11 @@ pub(super) fn from_parts(args: &ConnectionArgs, inputs: &Inputs<'_>) -> Result<C
         maintenance_db,
         application_name,
         connect_timeout: connect_timeout.filter(|s| *s > 0).map(Duration::from_secs),
-        options: None,
+        // Server start-up options, as libpq reads them (`-c key=value …`).
+        options: inputs
+            .var("PGOPTIONS")
+            .map(|(v, _)| v)
+            .filter(|o| !o.trim().is_empty()),
         tls,
         passfile: None,
         cloud: None,

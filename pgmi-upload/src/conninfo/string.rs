@@ -87,7 +87,12 @@ pub(super) fn from_string(
         Some(secs) => (Some(secs), Some(src.clone())),
         None => env_connect_timeout(inputs)?,
     };
-    let mut options = parts.options.clone();
+    // libpq: PGOPTIONS when the string sets no `options`.
+    let mut options = parts
+        .options
+        .clone()
+        .or_else(|| inputs.var("PGOPTIONS").map(|(v, _)| v))
+        .filter(|o| !o.trim().is_empty());
     if !parts.runtime_params.is_empty() {
         let extra: Vec<String> = parts
             .runtime_params
@@ -316,5 +321,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.options.as_deref(), Some("-c search_path=a\\ b"));
+    }
+
+    #[test]
+    fn pgoptions_applies_when_nothing_else_sets_options() {
+        let env = [("USER", "u"), ("PGOPTIONS", "-c work_mem=64MB")];
+        let info = resolve_args(&["--connection", "postgres://h/d"], &env).unwrap();
+        assert_eq!(info.options.as_deref(), Some("-c work_mem=64MB"));
+        let info = resolve_args(&["-h", "h", "-d", "d"], &env).unwrap();
+        assert_eq!(info.options.as_deref(), Some("-c work_mem=64MB"));
+        // The string's own options win, as in libpq.
+        let info = resolve_args(
+            &["--connection", "postgres://h/d?options=-c%20geqo%3Doff"],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(info.options.as_deref(), Some("-c geqo=off"));
     }
 }

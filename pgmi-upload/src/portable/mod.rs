@@ -95,6 +95,10 @@ fn load_with(
 ) -> Result<LoadSummary, postgres::Error> {
     let counters = phase.counters();
     let mut tx = client.transaction()?;
+    // Only temporary objects change here (their catalog rows die with the session, crash
+    // or not), so the commit need not wait for the WAL flush (session.rs, the same for the
+    // extension's load).
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
     let exists = tx
         .query_one(
             "SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",

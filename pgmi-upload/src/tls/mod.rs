@@ -37,7 +37,7 @@ mod hint;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslConnector, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
 use postgres::config::SslMode as WireMode;
 use postgres::{Client, NoTls};
@@ -169,7 +169,7 @@ struct Observed {
 /// The host is not known here, so the files are checked even when the connection will go
 /// through a Unix socket (where libpq would not look at them): a broken TLS configuration
 /// is reported wherever it points.
-pub fn prepare(settings: &TlsSettings) -> Result<Tls, Failure> {
+pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failure> {
     let mode = settings.mode;
     if settings.rootcert.as_deref() == Some("system") && mode != SslMode::VerifyFull {
         // libpq 16+: any certificate the system trusts can be bought for any name, so the
@@ -193,6 +193,25 @@ pub fn prepare(settings: &TlsSettings) -> Result<Tls, Failure> {
     let home = home_dir();
     let files = resolve_files(settings, home.as_deref(), &|p| p.exists())?;
 
+    if sockets_only {
+        // No TLS on a Unix socket, so no connector: `SslConnector::builder` parses the
+        // whole system root store (about 30 ms with OpenSSL 3, most of a small deploy's
+        // fixed cost), only for the store to be replaced below. The files are still read
+        // and checked, in a bare context.
+        let mut context =
+            SslContextBuilder::new(SslMethod::tls_client()).map_err(openssl_failure)?;
+        if let Trust::File(file) = &files.trust {
+            read_certificates(file)?;
+        }
+        let client_cert = check_client_cert(&mut context, &files, settings)?;
+        return Ok(Tls {
+            mode,
+            connector: None,
+            trust: files.trust,
+            client_cert,
+            seen,
+        });
+    }
     let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(openssl_failure)?;
     // libpq's default ssl_min_protocol_version.
     builder
@@ -216,36 +235,7 @@ pub fn prepare(settings: &TlsSettings) -> Result<Tls, Failure> {
     }
     builder.set_cert_store(store.build());
 
-    let mut client_cert = None;
-    if let (Some(cert_file), Some(key_file)) = (&files.cert, &files.key) {
-        let chain = read_certificates(cert_file)?;
-        let key = read_key(key_file, settings.password.as_deref())?;
-        let mut chain = chain.into_iter();
-        let leaf = chain
-            .next()
-            .expect("read_certificates returns at least one");
-        builder.set_certificate(&leaf).map_err(openssl_failure)?;
-        for extra in chain {
-            builder
-                .add_extra_chain_cert(extra)
-                .map_err(openssl_failure)?;
-        }
-        // OpenSSL compares the key with the certificate in both calls.
-        let mismatch = |_| {
-            Failure::config(format!(
-                "the client certificate {} does not match the private key {}",
-                cert_file.label(),
-                key_file.label()
-            ))
-            .with_hint("give the key that belongs to the certificate (--sslkey)")
-        };
-        builder.set_private_key(&key).map_err(mismatch)?;
-        builder.check_private_key().map_err(mismatch)?;
-        client_cert = Some(ClientCert {
-            cert: cert_file.clone(),
-            common_name: common_name(&leaf),
-        });
-    }
+    let client_cert = check_client_cert(&mut builder, &files, settings)?;
 
     let mut connector = MakeTlsConnector::new(builder.build());
     let verify_chain = files.trust != Trust::Nothing;
@@ -278,6 +268,45 @@ pub fn prepare(settings: &TlsSettings) -> Result<Tls, Failure> {
         client_cert,
         seen,
     })
+}
+
+/// Load the client certificate and its key into `context` and check that they belong
+/// together (exit 10 naming both files when they do not).
+fn check_client_cert(
+    context: &mut SslContextBuilder,
+    files: &files::Files,
+    settings: &TlsSettings,
+) -> Result<Option<ClientCert>, Failure> {
+    if let (Some(cert_file), Some(key_file)) = (&files.cert, &files.key) {
+        let chain = read_certificates(cert_file)?;
+        let key = read_key(key_file, settings.password.as_deref())?;
+        let mut chain = chain.into_iter();
+        let leaf = chain
+            .next()
+            .expect("read_certificates returns at least one");
+        context.set_certificate(&leaf).map_err(openssl_failure)?;
+        for extra in chain {
+            context
+                .add_extra_chain_cert(extra)
+                .map_err(openssl_failure)?;
+        }
+        // OpenSSL compares the key with the certificate in both calls.
+        let mismatch = |_| {
+            Failure::config(format!(
+                "the client certificate {} does not match the private key {}",
+                cert_file.label(),
+                key_file.label()
+            ))
+            .with_hint("give the key that belongs to the certificate (--sslkey)")
+        };
+        context.set_private_key(&key).map_err(mismatch)?;
+        context.check_private_key().map_err(mismatch)?;
+        return Ok(Some(ClientCert {
+            cert: cert_file.clone(),
+            common_name: common_name(&leaf),
+        }));
+    }
+    Ok(None)
 }
 
 /// Connect with `config` (everything but TLS set), applying the mode: `allow` tries
@@ -328,8 +357,14 @@ pub fn connect(
 /// One line for `--verbose`: the mode, what is verified against what, the client
 /// certificate.
 pub fn describe(tls: &Tls) -> String {
-    if tls.connector.is_none() {
+    if tls.mode == SslMode::Disable {
         return "TLS: off (sslmode disable)".to_string();
+    }
+    if tls.connector.is_none() {
+        return format!(
+            "TLS: not used on a Unix socket (sslmode {}; its files were checked)",
+            tls.mode.as_str()
+        );
     }
     let mut out = format!("TLS: sslmode {}", tls.mode.as_str());
     match &tls.trust {
@@ -465,7 +500,7 @@ mod tests {
                 rootcert: Some("system".into()),
                 ..settings(mode)
             };
-            let err = prepare(&s).err().expect("refused");
+            let err = prepare(&s, false).err().expect("refused");
             assert_eq!(err.exit, crate::exit::Exit::InvalidConfig);
             assert!(err.message.contains("weak sslmode"), "{}", err.message);
         }
