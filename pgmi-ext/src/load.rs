@@ -62,7 +62,9 @@ fn pgmi_load(
         .unwrap_or_else(|e| errors::load(&e));
     project::finalize(&loaded.project).unwrap_or_else(|e| errors::project(&e));
     let validated = started.elapsed();
-    let summary = backend.filler.finish(&loaded.project, &loaded.parameters);
+    let summary = backend
+        .filler
+        .finish(&loaded.project, loaded.source_bytes, &loaded.parameters);
     debug1!(
         "pgmi_load: {} files, {} bytes: bundle copied after {:.1} ms, session objects after {:.1} ms, routed after {:.1} ms, all sources inserted after {:.1} ms, done in {:.1} ms",
         summary.files,

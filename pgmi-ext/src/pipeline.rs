@@ -53,9 +53,11 @@ use pgmi_core::params::{self, ParamError};
 use pgmi_core::project::{self, Project, ProjectError, RawFile, Router, SourceFile};
 
 /// A run of sources is hashed and inserted as one unit: big enough that the per-INSERT
-/// cost does not matter, small enough that the first insert starts early.
-const RUN_BYTES: usize = 1 << 20;
-const RUN_FILES: usize = 512;
+/// cost does not matter, small enough that the first insert starts early and that the
+/// runs in flight (about a dozen when the backend is the slowest stage) stay a small part
+/// of the backend's memory: with 1 MiB runs they were 12-18 MiB of a 15 MB project's peak.
+const RUN_BYTES: usize = 256 << 10;
+const RUN_FILES: usize = 128;
 
 /// Longest the consumer waits for a message before it polls the sink again. PostgreSQL
 /// itself checks for interrupts about this often in its own loops; 5 ms keeps a cancel,
@@ -89,7 +91,12 @@ pub enum LoadError {
 /// The routed project (sources finished, in order) and its parameters.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The project, its sources without their `content`: each run's text is dropped once
+    /// inserted, so the backend holds one copy of the project (the session table's), not
+    /// two; `source_bytes` keeps its size.
     pub project: Project,
+    /// The bytes of every source's content (the load summary's `bytes`, tests aside).
+    pub source_bytes: usize,
     pub parameters: Vec<(String, String)>,
     /// When the producer reached the end of the bundle, from [`Pipeline::start`].
     pub routed_after: Duration,
@@ -244,6 +251,7 @@ impl Pipeline {
         let rx = self.rx.take().ok_or_else(|| internal("run twice"))?;
         let mut generation = 0;
         let mut inserted = 0usize;
+        let mut source_bytes = 0usize;
         let mut runs: Vec<Vec<SourceFile>> = Vec::new();
         let mut pending: BTreeMap<usize, Result<Vec<SourceFile>, ProjectError>> = BTreeMap::new();
         // The lowest index of a failed run: later runs can never be inserted.
@@ -267,6 +275,7 @@ impl Pipeline {
                         sink.clear_sources();
                     }
                     inserted = 0;
+                    source_bytes = 0;
                     runs.clear();
                     pending.clear();
                     failed_at = None;
@@ -292,8 +301,12 @@ impl Pipeline {
                 if next.get().is_err() {
                     break;
                 }
-                if let Ok(run) = next.remove() {
+                if let Ok(mut run) = next.remove() {
                     sink.sources(&run);
+                    for source in &mut run {
+                        source_bytes += source.content.len();
+                        source.content = String::new();
+                    }
                     runs.push(run);
                     inserted += 1;
                 }
@@ -318,6 +331,7 @@ impl Pipeline {
         project.sources = runs.into_iter().flatten().collect();
         Ok(Loaded {
             project,
+            source_bytes,
             parameters,
             routed_after,
         })

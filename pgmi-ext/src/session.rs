@@ -185,7 +185,13 @@ impl Filler {
 
     /// Inserts everything but the sources (which [`Filler::sources`] has inserted), adds the
     /// constraints, sets the parameters and analyzes.
-    pub fn finish(self, project: &Project, parameters: &[(String, String)]) -> Summary {
+    /// `source_bytes`: the sources' content, inserted already and no longer in `project`.
+    pub fn finish(
+        self,
+        project: &Project,
+        source_bytes: usize,
+        parameters: &[(String, String)],
+    ) -> Summary {
         let text = self.text;
         quietly(|| {
             Spi::connect_mut(|client| insert_rest(client, text, project, parameters))
@@ -196,7 +202,7 @@ impl Filler {
             files: project.files_loaded,
             sql_files: project.sql_files(),
             test_files: project.test_sources.len(),
-            bytes: project.content_bytes(),
+            bytes: source_bytes + project.content_bytes(),
             parameters: parameters.len(),
         }
     }

@@ -78,14 +78,18 @@ $pgmi$;
 
 /// temp_buffers can only change before the session's first temporary table (as in
 /// `session::load_portable`); a script run a second time in one psql session skips it.
-const TEMP_BUFFERS: &str = "DO $pgmi$
+const TEMP_BUFFERS: &str = concat!(
+    "DO $pgmi$
 BEGIN
     IF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.=) 0 THEN
-        PERFORM pg_catalog.set_config('temp_buffers', '128MB', false);
+        PERFORM pg_catalog.set_config('temp_buffers', '",
+    crate::session::temp_buffers!(),
+    "', false);
     END IF;
 END
 $pgmi$;
-";
+"
+);
 
 /// Writes the script.
 pub fn write(parts: &Parts<'_>) -> String {

@@ -297,6 +297,21 @@ fn extension_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
     failure
 }
 
+/// The session's `temp_buffers`, set before its first temporary table. Session tables are
+/// temporary tables: their pages live in these buffers, in the backend's private memory,
+/// and beyond them in temporary files (the kernel's page cache). 8 MB is PostgreSQL's
+/// default; 128 MB (before issue 10) kept a 10,000-file project's rows in memory but made
+/// the backend's peak 3-4 times the project; 16 MB, measured with `scripts/bench.sh
+/// deploy`, keeps the peak near twice the project at a small cost in writes.
+macro_rules! temp_buffers {
+    () => {
+        "16MB"
+    };
+}
+pub(crate) use temp_buffers;
+pub const TEMP_BUFFERS: &str = temp_buffers!();
+const SET_TEMP_BUFFERS: &str = concat!("SET temp_buffers = '", temp_buffers!(), "'");
+
 /// What the loader reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadSummary {
@@ -345,13 +360,9 @@ fn load_in_transaction(
         }
         failure
     };
-    // Session tables are temporary tables, held in temp_buffers (8 MB by default) and
-    // spilled to disk beyond that. 128 MB keeps a 10,000-file project (27 MB of rows) in
-    // memory; buffers are only allocated as they are used. The setting must come before the
-    // session's first temporary table, which is why it is here, on a fresh connection.
-    client
-        .batch_execute("SET temp_buffers = '128MB'")
-        .map_err(prep)?;
+    // The setting must come before the session's first temporary table, which is why it
+    // is here, on a fresh connection.
+    client.batch_execute(SET_TEMP_BUFFERS).map_err(prep)?;
     // The transaction creates only temporary objects (their catalog rows die with the
     // session, crash or not), so its commit need not wait for the WAL flush: 3-5 ms less
     // per deploy, measured.
@@ -450,7 +461,7 @@ pub fn load_portable(
     let started = std::time::Instant::now();
     // As for the extension (load_in_transaction): before the session's first temp table.
     client
-        .batch_execute("SET temp_buffers = '128MB'")
+        .batch_execute(SET_TEMP_BUFFERS)
         .map_err(|e| portable_failure(&e, db, user))?;
     let phase = Phase::start(Shape::counting("Loading"));
     let summary = crate::portable::load_counted(client, project, parameters, &phase)

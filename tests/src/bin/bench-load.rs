@@ -237,18 +237,27 @@ fn main() {
             // Fresh backends, so VmHWM is this operation's peak.
             // Both sides get the temp_buffers pgmi-upload sets, so neither spills to disk.
             let mut c = db.client();
-            c.batch_execute("SET temp_buffers = '128MB'")
-                .expect("temp_buffers");
+            c.batch_execute(&format!(
+                "SET temp_buffers = '{}'",
+                pgmi_upload::session::TEMP_BUFFERS
+            ))
+            .expect("temp_buffers");
             copies.push(baseline(&mut c, &raw));
             copy_peak = copy_peak.max(backend_peak_mib(&mut c));
             let mut c = load_client(&db, &phases);
-            c.batch_execute("SET temp_buffers = '128MB'")
-                .expect("temp_buffers");
+            c.batch_execute(&format!(
+                "SET temp_buffers = '{}'",
+                pgmi_upload::session::TEMP_BUFFERS
+            ))
+            .expect("temp_buffers");
             loads.push(load(&mut c, &bundle));
             load_peak = load_peak.max(backend_peak_mib(&mut c));
             let mut c = db.client();
-            c.batch_execute("SET temp_buffers = '128MB'")
-                .expect("temp_buffers");
+            c.batch_execute(&format!(
+                "SET temp_buffers = '{}'",
+                pgmi_upload::session::TEMP_BUFFERS
+            ))
+            .expect("temp_buffers");
             let start = Instant::now();
             pgmi_upload::portable::load(&mut c, &built, &[]).expect("portable load");
             portables.push(start.elapsed());
