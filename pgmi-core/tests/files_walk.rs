@@ -262,3 +262,47 @@ fn ten_thousand_files_walk_and_build() {
     assert_eq!(p.test_sources.len(), 1_000);
     assert!(total.as_secs() < 30, "walk+write+read+build took {total:?}");
 }
+
+/// Files are read on several threads (from 256 per thread); what is returned, and which
+/// error wins, must not change: the first in walk order, as in a one-by-one walk.
+#[test]
+fn many_files_read_in_parallel_keep_walk_order_and_the_first_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..1200 {
+        put(
+            root,
+            &format!("m/{i:04}.sql"),
+            format!("SELECT {i};").as_bytes(),
+        );
+    }
+    let files = walk(root).unwrap();
+    assert_eq!(files.len(), 1200);
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(f.path, format!("m/{i:04}.sql"));
+        assert_eq!(f.bytes, format!("SELECT {i};").as_bytes());
+    }
+
+    let limits = Limits {
+        max_file_bytes: 64,
+        ..Limits::default()
+    };
+    // Two oversized files in different thirds of the walk: the earlier one is reported.
+    put(root, "m/0900.sql", &[b' '; 100]);
+    put(root, "m/0300.sql", &[b' '; 100]);
+    let e = project::walk(root, &limits).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::FileTooLarge, "{e}");
+    assert_eq!(e.path(), Some("./m/0300.sql"), "{e}");
+    // A listing error (a symlink) after a read error: the read error still comes first;
+    // before it, the listing error does.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("/etc/passwd", root.join("m/1000-link.sql")).unwrap();
+        let e = project::walk(root, &limits).unwrap_err();
+        assert_eq!(e.path(), Some("./m/0300.sql"), "{e}");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("m/0100-link.sql")).unwrap();
+        let e = project::walk(root, &limits).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Symlink, "{e}");
+        assert_eq!(e.path(), Some("./m/0100-link.sql"), "{e}");
+    }
+}

@@ -211,6 +211,11 @@ impl Packed {
         &self.project
     }
 
+    /// The bundle [`Packed::bundle`] wrote; empty if it was never asked for.
+    pub fn built_bundle(&self) -> &[u8] {
+        self.bundle.as_deref().unwrap_or_default()
+    }
+
     /// The tar.gz bundle for the extension's loader, written on first use: a portable
     /// session never needs it, and compressing a large project costs real time.
     pub fn bundle(&mut self) -> Result<&[u8], Failure> {
@@ -264,7 +269,7 @@ pub fn pack(
     // One phase for the walk and the validation (checksums, metadata) that follows it.
     let phase = crate::progress::Phase::start(crate::progress::Shape::counting("Scanning"));
     let counters = phase.counters();
-    let raw: Vec<RawFile> = project::walk_observed(root, limits, &mut |bytes| counters.file(bytes))
+    let raw: Vec<RawFile> = project::walk_observed(root, limits, &|bytes| counters.file(bytes))
         .map_err(scan_failure)?;
     crate::timings::lap("scan");
     phase.relabel(crate::progress::Shape {

@@ -534,33 +534,42 @@ fn locked(
     eprintln!("Session: {} ({why})", kind.label());
     report.session = Some(kind.label());
     crate::timings::lap("session");
-    let loaded = match &kind {
-        Kind::Extension { schema } => {
-            let max_file_kb = packed.server_max_file_kb;
-            let bundle = packed.bundle()?;
-            report::verbose(verbose, &format!("bundle is {} bytes", bundle.len()));
-            session::load_bundle(
-                client,
-                schema,
-                bundle,
-                max_file_kb,
-                &info.target_db,
-                &info.user,
-                verbose,
-            )?
+    match &kind {
+        Kind::Extension { .. } => {
+            let bytes = packed.bundle()?.len();
+            report::verbose(verbose, &format!("bundle is {bytes} bytes"));
         }
         Kind::Portable => {
             packed.hashed_project();
-            session::load_portable(
+        }
+    }
+    // The lock estimate lexes every SQL file (tens of milliseconds for a large project):
+    // it runs on a thread of its own while the server loads, when this one only waits.
+    let packed: &Packed = packed;
+    let (loaded, estimate) = std::thread::scope(|scope| {
+        let estimate = scope.spawn(|| crate::locks::budget::estimate(&packed.project, script));
+        let loaded = match &kind {
+            Kind::Extension { schema } => session::load_bundle(
+                client,
+                schema,
+                packed.built_bundle(),
+                packed.server_max_file_kb,
+                &info.target_db,
+                &info.user,
+                verbose,
+            ),
+            Kind::Portable => session::load_portable(
                 client,
                 &packed.project,
                 &packed.params,
                 &info.target_db,
                 &info.user,
                 verbose,
-            )?
-        }
-    };
+            ),
+        };
+        (loaded, estimate.join().ok())
+    });
+    let loaded = loaded?;
     *session_ready = true;
     crate::timings::lap("load");
     // Debug notices from here on: deploy.sql's own. (The load shows only its DEBUG1
@@ -615,7 +624,7 @@ fn locked(
     } else {
         units
     };
-    let budget = lock_budget(client, &packed.project, script, report, verbose);
+    let budget = lock_budget(client, estimate, report, verbose);
     crate::timings::lap("estimate");
     eprintln!("Executing deploy.sql");
     let result = execute::run_units(
@@ -638,8 +647,7 @@ fn locked(
 /// read), and a warning when the project's estimated locks come near it (`locks/budget.rs`).
 fn lock_budget(
     client: &mut Client,
-    project: &pgmi_core::project::Project,
-    script: &str,
+    estimate: Option<crate::locks::budget::Estimate>,
     report: &mut DeployReport,
     verbose: bool,
 ) -> Option<crate::locks::budget::Budget> {
@@ -654,7 +662,10 @@ fn lock_budget(
             return None;
         }
     };
-    let estimate = budget::estimate(project, script);
+    // None only if the estimating thread panicked: the estimate is advice, the deploy goes on.
+    let Some(estimate) = estimate else {
+        return Some(budget);
+    };
     report::verbose(
         verbose,
         &format!(
