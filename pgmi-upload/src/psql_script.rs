@@ -192,7 +192,9 @@ fn extension_session(out: &mut String, bundle: &[u8], parts: &Parts<'_>) {
         pgmi_core::extension_schema_from!(),
         " \\gset\n"
     ));
-    out.push_str("BEGIN;\nCREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP;\n");
+    out.push_str("BEGIN;\n");
+    out.push_str(crate::session::CREATE_UPLOAD_TABLE);
+    out.push_str(";\n");
     out.push_str("COPY pg_temp._pgmi_upload (data) FROM stdin;\n\\\\x");
     for b in bundle {
         let _ = write!(out, "{b:02x}");

@@ -155,8 +155,11 @@ fn phase_medians(lines: &[String]) -> Vec<f64> {
 fn load(c: &mut Client, bundle: &[u8]) -> Duration {
     let start = Instant::now();
     let data = copy_bundle(bundle);
-    c.batch_execute("BEGIN; CREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP")
-        .expect("upload table");
+    c.batch_execute(&format!(
+        "BEGIN; {}",
+        pgmi_upload::session::CREATE_UPLOAD_TABLE
+    ))
+    .expect("upload table");
     send_copy(
         c,
         "COPY pg_temp._pgmi_upload (data) FROM STDIN (FORMAT binary)",
