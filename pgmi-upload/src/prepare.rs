@@ -198,6 +198,8 @@ pub struct Packed {
     raw: Vec<RawFile>,
     max_bundle_bytes: u64,
     bundle: Option<Vec<u8>>,
+    /// The bundle written while the project was checked ([`pack`]), not yet size-checked.
+    early: Option<Result<Vec<u8>, pgmi_core::bundle::BundleError>>,
 }
 
 impl Packed {
@@ -220,19 +222,24 @@ impl Packed {
     /// session never needs it, and compressing a large project costs real time.
     pub fn bundle(&mut self) -> Result<&[u8], Failure> {
         if self.bundle.is_none() {
-            let phase = crate::progress::Phase::start(crate::progress::Shape {
-                label: "Packing",
-                files: true,
-                total_bytes: None,
-                rate: false,
-            });
-            phase.counters().add_files(self.raw.len() as u64);
-            phase
-                .counters()
-                .add_bytes(self.raw.iter().map(|f| f.bytes.len() as u64).sum());
-            let bundle = pgmi_core::bundle::write(&self.raw, &self.params)
-                .map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
-            drop(phase);
+            let written = match self.early.take() {
+                Some(early) => early,
+                None => {
+                    let phase = crate::progress::Phase::start(crate::progress::Shape {
+                        label: "Packing",
+                        files: true,
+                        total_bytes: None,
+                        rate: false,
+                    });
+                    phase.counters().add_files(self.raw.len() as u64);
+                    phase
+                        .counters()
+                        .add_bytes(self.raw.iter().map(|f| f.bytes.len() as u64).sum());
+                    pgmi_core::bundle::write(&self.raw, &self.params)
+                }
+            };
+            let bundle =
+                written.map_err(|e| Failure::config(format!("could not pack the project: {e}")))?;
             if bundle.len() as u64 > self.max_bundle_bytes {
                 return Err(Failure::config(format!(
                     "the packed project is {} bytes, over the {}-byte bundle limit",
@@ -260,11 +267,14 @@ pub fn server_max_file_kb(max_file_bytes: u64) -> u32 {
 }
 
 /// Walk and validate the project exactly as the extension will. The files are kept for
-/// the bundle ([`Packed::bundle`]); `build` consumes its own copy.
+/// the bundle ([`Packed::bundle`]); `build` consumes its own copy. With `early_bundle` (an
+/// extension session is possible), the bundle is written on a second thread meanwhile:
+/// the two take about as long, and a portable session only wastes that thread's work.
 pub fn pack(
     root: &Path,
     limits: &Limits,
     params: Vec<(String, String)>,
+    early_bundle: bool,
 ) -> Result<Packed, Failure> {
     // One phase for the walk and the validation (checksums, metadata) that follows it.
     let phase = crate::progress::Phase::start(crate::progress::Shape::counting("Scanning"));
@@ -278,7 +288,12 @@ pub fn pack(
         total_bytes: None,
         rate: false,
     });
-    let project = project::build_unhashed(raw.clone()).map_err(scan_failure)?;
+    let (project, early) = std::thread::scope(|scope| {
+        let early = early_bundle.then(|| scope.spawn(|| pgmi_core::bundle::write(&raw, &params)));
+        let project = project::build_unhashed(raw.clone());
+        (project, early.and_then(|h| h.join().ok()))
+    });
+    let project = project.map_err(scan_failure)?;
     crate::timings::lap("check");
     drop(phase);
     Ok(Packed {
@@ -290,6 +305,7 @@ pub fn pack(
         raw,
         max_bundle_bytes: limits.max_bundle_bytes,
         bundle: None,
+        early,
     })
 }
 

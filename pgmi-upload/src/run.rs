@@ -120,7 +120,12 @@ fn write_bundle(args: &BundleArgs) -> Result<(), Failure> {
     let param_vars = prepare::param_vars(&args.param_vars, &params)?;
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
-    let mut packed = prepare::pack(&args.path, &limits, params)?;
+    let mut packed = prepare::pack(
+        &args.path,
+        &limits,
+        params,
+        args.session == BundleSession::Extension,
+    )?;
     let rewritten = pgmi_core::macros::rewrite(&script);
     let units = pgmi_core::split::split(&rewritten.text);
     let project_name = args
@@ -395,7 +400,12 @@ fn prepare_offline(
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
     crate::timings::lap("config");
-    let mut packed = prepare::pack(&args.path, &limits, params)?;
+    let mut packed = prepare::pack(
+        &args.path,
+        &limits,
+        params,
+        args.session != SessionChoice::Portable,
+    )?;
     if env("PGMI_MAX_FILE_SIZE").is_some() {
         // The extension enforces its own per-file limit; raise (or lower) it to match.
         packed.server_max_file_kb = Some(prepare::server_max_file_kb(limits.max_file_bytes));
