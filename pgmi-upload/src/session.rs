@@ -416,6 +416,7 @@ fn load_in_transaction(
         })?;
     }
     drop(phase);
+    crate::timings::lap("upload");
 
     if verbose {
         // pgmi_load's own timing line is DEBUG1.
