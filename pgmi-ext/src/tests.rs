@@ -76,6 +76,25 @@ fn session_objects_are_exactly_the_session_api() {
 }
 
 #[pg_test]
+fn the_callers_check_function_bodies_is_put_back() {
+    for setting in ["on", "off"] {
+        Spi::run(&format!("SET LOCAL check_function_bodies = {setting}")).unwrap();
+        load(&bundle_of(&[("a.sql", "SELECT 1;")], &[]));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_setting('check_function_bodies')")
+                .unwrap()
+                .as_deref(),
+            Some(setting)
+        );
+    }
+    // Created without compiling them, the PL/pgSQL functions still run.
+    assert_eq!(
+        Spi::get_one::<String>("SELECT pg_temp.pgmi_validate_pattern('x%')").unwrap().as_deref(),
+        Some("x%")
+    );
+}
+
+#[pg_test]
 fn second_load_replaces_the_first() {
     load(&bundle_of(&[("a.sql", "SELECT 1;"), ("b.sql", "SELECT 2;")], &[("k", "one")]));
     load(&bundle_of(&[("c.sql", "SELECT 3;")], &[("k", "two")]));
