@@ -18,7 +18,8 @@ use pgmi_core::project::{Project, SourceFile};
 use crate::arrays::{ByteaArray, TextArray};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiResult};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::PgOid;
 
 const SESSION_SQL: &str = include_str!("../../sql/session.sql");
 const SESSION_EXTENSION_SQL: &str = include_str!("../../sql/session_extension.sql");
@@ -44,6 +45,15 @@ struct Text {
 }
 
 impl Text {
+    /// The OID of [`Text::array`].
+    fn array_oid(self) -> pg_sys::Oid {
+        if self.utf8 {
+            pg_sys::TEXTARRAYOID
+        } else {
+            pg_sys::BYTEAARRAYOID
+        }
+    }
+
     /// The array type of a text argument.
     fn array(self) -> &'static str {
         if self.utf8 {
@@ -180,6 +190,9 @@ fn create_objects_now() {
 pub struct Filler {
     text: Text,
     sources_sql: String,
+    /// The INSERT of [`Filler::sources`], parsed once on first use instead of once per run
+    /// (about 60 runs for 10,000 files); freed when the filler is dropped.
+    sources_plan: Option<OwnedPreparedStatement>,
 }
 
 impl Filler {
@@ -191,13 +204,39 @@ impl Filler {
         Filler {
             text,
             sources_sql: sources_sql(text),
+            sources_plan: None,
         }
     }
 
     /// Inserts a run of finished sources (checksums and metadata computed).
-    pub fn sources(&self, sources: &[SourceFile]) {
-        Spi::connect_mut(|client| insert_sources(client, self.text, &self.sources_sql, sources))
-            .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e));
+    pub fn sources(&mut self, sources: &[SourceFile]) {
+        let text = self.text;
+        let sql = &self.sources_sql;
+        let plan = &mut self.sources_plan;
+        Spi::connect_mut(|client| {
+            if plan.is_none() {
+                let a = text.array_oid();
+                let types = [
+                    a,
+                    a,
+                    a,
+                    a,
+                    pg_sys::INT4ARRAYOID,
+                    a,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::BOOLARRAYOID,
+                    a,
+                ]
+                .map(PgOid::from);
+                *plan = Some(client.prepare_mut(sql.as_str(), &types)?.keep());
+            }
+            match plan.as_ref() {
+                Some(plan) => insert_sources(client, text, plan, sources),
+                None => Ok(()),
+            }
+        })
+        .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e));
     }
 
     /// Removes the sources inserted so far (the load starts over).
@@ -325,13 +364,13 @@ fn sources_sql(text: Text) -> String {
 fn insert_sources(
     client: &mut SpiClient<'_>,
     text: Text,
-    sql: &str,
+    plan: &OwnedPreparedStatement,
     sources: &[SourceFile],
 ) -> SpiResult<()> {
     for batch in batches(sources, |s| s.content.len()) {
         let str_col = |f: fn(&SourceFile) -> &str| text.values(batch.iter().map(f).collect());
         client.update(
-            sql,
+            plan,
             None,
             &[
                 str_col(|s| &s.path.path),
