@@ -310,7 +310,16 @@ macro_rules! temp_buffers {
 }
 pub(crate) use temp_buffers;
 pub const TEMP_BUFFERS: &str = temp_buffers!();
-const SET_TEMP_BUFFERS: &str = concat!("SET temp_buffers = '", temp_buffers!(), "'");
+/// Raises `temp_buffers` to [`TEMP_BUFFERS`], never lowers it: a role or database that set
+/// more keeps it.
+pub(crate) const SET_TEMP_BUFFERS: &str = concat!(
+    "SELECT pg_catalog.set_config('temp_buffers', '",
+    temp_buffers!(),
+    "', false) WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('temp_buffers')) \
+     OPERATOR(pg_catalog.<) pg_catalog.pg_size_bytes('",
+    temp_buffers!(),
+    "')"
+);
 
 /// The table the bundle is uploaded into. Its column is stored without compression: the
 /// bundle is gzip already, and PostgreSQL's pglz gives up on such data only after working
