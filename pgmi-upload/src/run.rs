@@ -397,6 +397,15 @@ fn prepare_offline(
             args.params.len()
         ),
     );
+    // The TLS context (about 35 ms: OpenSSL parses the system root store) is built on a
+    // thread of its own while the project is read; its errors still come after the
+    // project's, as before. A Unix socket never uses TLS (tls::connect), so nothing is
+    // built for one. Not a scoped thread: an early error must not wait for it.
+    let tls = {
+        let settings = info.tls.clone();
+        let sockets_only = info.host.starts_with('/');
+        std::thread::spawn(move || crate::tls::prepare(&settings, sockets_only))
+    };
     let script = prepare::read_script(&args.path)?;
     let limits = prepare::limits(&env)?;
     crate::timings::lap("config");
@@ -417,8 +426,9 @@ fn prepare_offline(
         crate::timings::lap("pack");
         report::verbose(args.verbose, &format!("bundle is {bytes} bytes"));
     }
-    // A Unix socket never uses TLS (tls::connect), so no TLS context is built for one.
-    let tls = crate::tls::prepare(&info.tls, info.host.starts_with('/'))?;
+    let tls = tls
+        .join()
+        .map_err(|_| Failure::new(Exit::General, "preparing TLS failed unexpectedly"))??;
     report::verbose(args.verbose, &crate::tls::describe(&tls));
     crate::timings::lap("config");
     Ok((info, packed, script, tls))
