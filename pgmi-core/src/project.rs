@@ -234,18 +234,29 @@ pub fn finish(sources: &mut [SourceFile]) -> Result<(), ProjectError> {
 /// `_pgmi_source` CHECK constraints (which the original pgmi meets only at insert time, after
 /// all scan errors — so they are reported last here too).
 pub fn finalize(project: &Project) -> Result<(), ProjectError> {
+    check_ids(project)?;
+    for source in &project.sources {
+        check_row(&source.path)?;
+    }
+    Ok(())
+}
+
+/// The first half of [`finalize`]: no `<pgmi-meta>` id is declared twice.
+pub fn check_ids(project: &Project) -> Result<(), ProjectError> {
     meta::check_unique_ids(
         project
             .sources
             .iter()
             .filter_map(|s| s.metadata.as_ref().map(|m| (s.path.path.as_str(), m.id))),
     )
-    .map_err(|e| ProjectError::DuplicateIds(Box::new(e)))?;
+    .map_err(|e| ProjectError::DuplicateIds(Box::new(e)))
+}
 
-    for source in &project.sources {
-        path::check_source_row(&source.path).map_err(ProjectError::Constraint)?;
-    }
-    Ok(())
+/// The second half of [`finalize`], for one source: the `_pgmi_source` CHECK constraints.
+/// A loader that checks rows as they stream by keeps the first error and reports it after
+/// [`check_ids`], as `finalize` would.
+pub fn check_row(path: &SourcePath) -> Result<(), ProjectError> {
+    path::check_source_row(path).map_err(ProjectError::Constraint)
 }
 
 fn route_one(

@@ -60,11 +60,18 @@ fn pgmi_load(
     let loaded = pipeline
         .run(&mut backend)
         .unwrap_or_else(|e| errors::load(&e));
-    project::finalize(&loaded.project).unwrap_or_else(|e| errors::project(&e));
+    // `project::finalize`'s two checks, in its order: the rows were checked as they passed.
+    project::check_ids(&loaded.project).unwrap_or_else(|e| errors::project(&e));
+    if let Some(e) = &loaded.row_error {
+        errors::project(e);
+    }
     let validated = started.elapsed();
-    let summary = backend
-        .filler
-        .finish(&loaded.project, loaded.source_bytes, &loaded.parameters);
+    let summary = backend.filler.finish(
+        &loaded.project,
+        loaded.source_bytes,
+        loaded.sql_files,
+        &loaded.parameters,
+    );
     debug1!(
         "pgmi_load: {} files, {} bytes: bundle copied after {:.1} ms, session objects after {:.1} ms, routed after {:.1} ms, all sources inserted after {:.1} ms, done in {:.1} ms",
         summary.files,

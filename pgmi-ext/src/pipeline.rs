@@ -6,7 +6,7 @@
 //! The stages overlap:
 //!
 //! * the producer thread decompresses the bundle and routes each file as it comes out
-//!   ([`pgmi_core::project::Router`]), cutting the sources into runs of ~1 MB;
+//!   ([`pgmi_core::project::Router`]), cutting the sources into runs of ~256 KiB;
 //! * worker threads compute both checksums and the metadata of each run
 //!   ([`pgmi_core::project::finish`]);
 //! * the consumer loop ([`Pipeline::run`], on the backend thread) inserts finished runs
@@ -91,12 +91,19 @@ pub enum LoadError {
 /// The routed project (sources finished, in order) and its parameters.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The project, its sources without their `content`: each run's text is dropped once
-    /// inserted, so the backend holds one copy of the project (the session table's), not
-    /// two; `source_bytes` keeps its size.
+    /// The project with only the sources that carry `<pgmi-meta>` (for their own table and
+    /// the duplicate-id check), and those without `content` or checksums: each run is
+    /// dropped once inserted, so the backend holds one copy of the project (the session
+    /// table's) and not two; the counts below keep what the summary needs.
     pub project: Project,
     /// The bytes of every source's content (the load summary's `bytes`, tests aside).
     pub source_bytes: usize,
+    /// Sources that are SQL files (the summary's `sql_files`).
+    pub sql_files: usize,
+    /// The first source, in path order, that breaks a `_pgmi_source` CHECK constraint
+    /// ([`project::check_row`]); reported after the duplicate-id check, as
+    /// [`project::finalize`] orders them.
+    pub row_error: Option<ProjectError>,
     pub parameters: Vec<(String, String)>,
     /// When the producer reached the end of the bundle, from [`Pipeline::start`].
     pub routed_after: Duration,
@@ -252,7 +259,9 @@ impl Pipeline {
         let mut generation = 0;
         let mut inserted = 0usize;
         let mut source_bytes = 0usize;
-        let mut runs: Vec<Vec<SourceFile>> = Vec::new();
+        let mut sql_files = 0usize;
+        let mut row_error: Option<ProjectError> = None;
+        let mut kept: Vec<SourceFile> = Vec::new();
         let mut pending: BTreeMap<usize, Result<Vec<SourceFile>, ProjectError>> = BTreeMap::new();
         // The lowest index of a failed run: later runs can never be inserted.
         let mut failed_at: Option<usize> = None;
@@ -276,7 +285,9 @@ impl Pipeline {
                     }
                     inserted = 0;
                     source_bytes = 0;
-                    runs.clear();
+                    sql_files = 0;
+                    row_error = None;
+                    kept.clear();
                     pending.clear();
                     failed_at = None;
                 }
@@ -301,13 +312,21 @@ impl Pipeline {
                 if next.get().is_err() {
                     break;
                 }
-                if let Ok(mut run) = next.remove() {
+                if let Ok(run) = next.remove() {
                     sink.sources(&run);
-                    for source in &mut run {
+                    for mut source in run {
                         source_bytes += source.content.len();
-                        source.content = String::new();
+                        sql_files += usize::from(source.path.is_sql_file());
+                        if row_error.is_none() {
+                            row_error = project::check_row(&source.path).err();
+                        }
+                        if source.metadata.is_some() {
+                            source.content = String::new();
+                            source.checksum = String::new();
+                            source.pgmi_checksum = String::new();
+                            kept.push(source);
+                        }
                     }
-                    runs.push(run);
                     inserted += 1;
                 }
             }
@@ -328,10 +347,12 @@ impl Pipeline {
             }
             _ => return Err(internal("a run of sources went missing")),
         };
-        project.sources = runs.into_iter().flatten().collect();
+        project.sources = kept;
         Ok(Loaded {
             project,
             source_bytes,
+            sql_files,
+            row_error,
             parameters,
             routed_after,
         })

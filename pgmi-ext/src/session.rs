@@ -246,11 +246,13 @@ impl Filler {
 
     /// Inserts everything but the sources (which [`Filler::sources`] has inserted), adds the
     /// constraints, sets the parameters and analyzes.
-    /// `source_bytes`: the sources' content, inserted already and no longer in `project`.
+    /// `project` holds only the sources with metadata (see `pipeline::Loaded`);
+    /// `source_bytes` and `sql_files` count all of them.
     pub fn finish(
         self,
         project: &Project,
         source_bytes: usize,
+        sql_files: usize,
         parameters: &[(String, String)],
     ) -> Summary {
         let text = self.text;
@@ -261,7 +263,7 @@ impl Filler {
 
         Summary {
             files: project.files_loaded,
-            sql_files: project.sql_files(),
+            sql_files,
             test_files: project.test_sources.len(),
             bytes: source_bytes + project.content_bytes(),
             parameters: parameters.len(),

@@ -123,11 +123,15 @@ fn run(bytes: Vec<u8>, sink: &mut Recorder) -> Result<Loaded, LoadError> {
         .run(sink)
 }
 
-/// A project as the pipeline returns it: each source's text was dropped once inserted.
-fn without_content(project: &Project) -> Project {
+/// A project as the pipeline returns it: once inserted, only sources with metadata are
+/// kept, without their text and checksums.
+fn as_loaded(project: &Project) -> Project {
     let mut project = project.clone();
+    project.sources.retain(|s| s.metadata.is_some());
     for source in &mut project.sources {
         source.content = String::new();
+        source.checksum = String::new();
+        source.pgmi_checksum = String::new();
     }
     project
 }
@@ -139,7 +143,14 @@ fn no_threads_left() {
 #[test]
 fn loads_like_build_and_inserts_in_order() {
     let _serial = serial();
-    let files = many(3000);
+    let mut files = many(3000);
+    // Two files with metadata, which the pipeline keeps (without their text).
+    for (i, name) in ["m/00100-meta.sql", "m/02900-meta.sql"].iter().enumerate() {
+        files.push(file(
+            name,
+            &format!("/* <pgmi-meta id=\"8f0e5a5e-0000-4000-8000-00000000000{i}\" idempotent=\"true\"><sortKeys><key>00{i}</key></sortKeys></pgmi-meta> */ SELECT 1;"),
+        ));
+    }
     let expected = project::build(files.clone()).unwrap();
     let mut sink = Recorder::default();
     let loaded = run(
@@ -147,7 +158,10 @@ fn loads_like_build_and_inserts_in_order() {
         &mut sink,
     )
     .unwrap();
-    assert_eq!(loaded.project, without_content(&expected));
+    assert_eq!(loaded.project, as_loaded(&expected));
+    assert_eq!(loaded.project.sources.len(), 2);
+    assert_eq!(loaded.sql_files, 3002);
+    assert!(loaded.row_error.is_none());
     assert_eq!(
         loaded.source_bytes,
         expected
@@ -174,10 +188,7 @@ fn an_unsorted_archive_restarts_sorted() {
     files.reverse();
     let mut sink = Recorder::default();
     let loaded = run(unsorted(&files), &mut sink).unwrap();
-    assert_eq!(
-        loaded.project,
-        without_content(&project::build(files).unwrap())
-    );
+    assert_eq!(loaded.project, as_loaded(&project::build(files).unwrap()));
     assert_eq!(sink.inserted.len(), 1500);
     assert!(sink.inserted.windows(2).all(|w| w[0] < w[1]));
 }
