@@ -297,15 +297,16 @@ fn extension_failure(err: &postgres::Error, db: &str, user: &str) -> Failure {
     failure
 }
 
-/// The session's `temp_buffers`, set before its first temporary table. Session tables are
-/// temporary tables: their pages live in these buffers, in the backend's private memory,
-/// and beyond them in temporary files (the kernel's page cache). 8 MB is PostgreSQL's
-/// default; 128 MB (before issue 10) kept a 10,000-file project's rows in memory but made
-/// the backend's peak 3-4 times the project; 16 MB, measured with `scripts/bench.sh
-/// deploy`, keeps the peak near twice the project at a small cost in writes.
+/// The least `temp_buffers` a session gets, set before its first temporary table. Session
+/// tables are temporary tables: their pages live in these buffers, in the backend's private
+/// memory, and beyond them in temporary files (the kernel's page cache). 128 MB (before
+/// issue 10) kept a 10,000-file project's rows in memory but made the backend's peak 3-4
+/// times the project; measured with `scripts/bench.sh deploy` (median of 5, 15.6 MB
+/// project), 16 MB and PostgreSQL's default of 8 MB deploy equally fast (266 and 265 ms),
+/// and 8 MB keeps the peak below twice the project (1.8 against 2.4 times).
 macro_rules! temp_buffers {
     () => {
-        "16MB"
+        "8MB"
     };
 }
 pub(crate) use temp_buffers;
