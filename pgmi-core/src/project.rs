@@ -338,6 +338,16 @@ fn route_one(
 /// costs more than it saves (a thread start is ~20 µs; one 2 kB file takes ~8 µs).
 const FILES_PER_THREAD: usize = 256;
 
+/// How many threads to spread `items` over: one per `per_thread` items, at most `max` and
+/// the machine's cores, at least one.
+fn threads_for(items: usize, per_thread: usize, max: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, max)
+        .min(items / per_thread)
+        .max(1)
+}
+
 /// What [`finish_sources`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Work {
@@ -351,11 +361,7 @@ enum Work {
 /// core here. The work per file is independent and pure, so the threads share nothing but
 /// the slice they split. Errors come back in path order.
 fn finish_sources(sources: &mut [SourceFile], work: Work) -> Result<(), ProjectError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(sources.len() / FILES_PER_THREAD)
-        .max(1);
+    let threads = threads_for(sources.len(), FILES_PER_THREAD, 8);
     let chunk = sources.len().div_ceil(threads).max(1);
     let errors: Vec<Option<(usize, ProjectError)>> = if threads == 1 {
         vec![finish_chunk(0, sources, work)]

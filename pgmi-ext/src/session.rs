@@ -45,15 +45,6 @@ struct Text {
 }
 
 impl Text {
-    /// The OID of [`Text::array`].
-    fn array_oid(self) -> pg_sys::Oid {
-        if self.utf8 {
-            pg_sys::TEXTARRAYOID
-        } else {
-            pg_sys::BYTEAARRAYOID
-        }
-    }
-
     /// The array type of a text argument.
     fn array(self) -> &'static str {
         if self.utf8 {
@@ -214,27 +205,14 @@ impl Filler {
         let sql = &self.sources_sql;
         let plan = &mut self.sources_plan;
         Spi::connect_mut(|client| {
-            if plan.is_none() {
-                let a = text.array_oid();
-                let types = [
-                    a,
-                    a,
-                    a,
-                    a,
-                    pg_sys::INT4ARRAYOID,
-                    a,
-                    pg_sys::TEXTARRAYOID,
-                    pg_sys::TEXTARRAYOID,
-                    pg_sys::BOOLARRAYOID,
-                    a,
-                ]
-                .map(PgOid::from);
-                *plan = Some(client.prepare_mut(sql.as_str(), &types)?.keep());
-            }
-            match plan.as_ref() {
-                Some(plan) => insert_sources(client, text, plan, sources),
-                None => Ok(()),
-            }
+            let plan = match plan {
+                Some(plan) => plan,
+                None => {
+                    let types = source_columns(text).map(|(ty, _)| PgOid::from(array_oid(ty)));
+                    plan.insert(client.prepare_mut(sql.as_str(), &types)?.keep())
+                }
+            };
+            insert_sources(client, text, plan, sources)
         })
         .unwrap_or_else(|e: pgrx::spi::Error| crate::errors::spi(&e));
     }
@@ -327,9 +305,36 @@ fn batches<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
     out
 }
 
+/// The arguments of the sources INSERT, in order: array type and column name.
+fn source_columns(text: Text) -> [(&'static str, &'static str); 10] {
+    let a = text.array();
+    [
+        (a, "raw_path"),
+        (a, "name"),
+        (a, "directory"),
+        (a, "extension"),
+        ("int4[]", "depth"),
+        (a, "raw_content"),
+        ("text[]", "checksum"),
+        ("text[]", "pgmi_checksum"),
+        ("bool[]", "is_sql"),
+        (a, "parent"),
+    ]
+}
+
+/// The OID of an array type named in [`source_columns`].
+fn array_oid(ty: &str) -> pg_sys::Oid {
+    match ty {
+        "text[]" => pg_sys::TEXTARRAYOID,
+        "bytea[]" => pg_sys::BYTEAARRAYOID,
+        "int4[]" => pg_sys::INT4ARRAYOID,
+        "bool[]" => pg_sys::BOOLARRAYOID,
+        other => unreachable!("no OID listed for {other}"),
+    }
+}
+
 fn sources_sql(text: Text) -> String {
     let t = |col: &str| text.column(col);
-    let a = text.array();
     format!(
         "INSERT INTO pg_temp._pgmi_source (path, name, directory, extension, depth, content, \
              size_bytes, checksum, pgmi_checksum, path_parts, is_sql_file, is_test_file, \
@@ -339,21 +344,7 @@ fn sources_sql(text: Text) -> String {
                 pg_catalog.string_to_array(f.path, '/'), f.is_sql, false, \
                 NULLIF({parent}, '') \
            FROM (SELECT {path} AS path, {content} AS content, r.* FROM {rows}) f",
-        rows = zipped(
-            "r",
-            &[
-                (a, "raw_path"),
-                (a, "name"),
-                (a, "directory"),
-                (a, "extension"),
-                ("int4[]", "depth"),
-                (a, "raw_content"),
-                ("text[]", "checksum"),
-                ("text[]", "pgmi_checksum"),
-                ("bool[]", "is_sql"),
-                (a, "parent"),
-            ]
-        ),
+        rows = zipped("r", &source_columns(text)),
         path = t("r.raw_path"),
         content = t("r.raw_content"),
         name = t("f.name"),

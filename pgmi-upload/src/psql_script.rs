@@ -81,14 +81,10 @@ $pgmi$;
 const TEMP_BUFFERS: &str = concat!(
     "DO $pgmi$
 BEGIN
-    IF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.=) 0
-       AND pg_catalog.pg_size_bytes(pg_catalog.current_setting('temp_buffers'))
-           OPERATOR(pg_catalog.<) pg_catalog.pg_size_bytes('",
-    crate::session::temp_buffers!(),
-    "') THEN
-        PERFORM pg_catalog.set_config('temp_buffers', '",
-    crate::session::temp_buffers!(),
-    "', false);
+    IF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM ",
+    crate::session::raise_temp_buffers!(),
+    ";
     END IF;
 END
 $pgmi$;

@@ -116,10 +116,9 @@ impl Kind {
     }
 }
 
-/// What the server says about the extension, in one round trip.
+/// Whether this role could install the extension, in one round trip (asked only when it
+/// is not installed: see [`installed_schema`]).
 struct Availability {
-    /// Its schema when it is installed in this database.
-    installed: Option<String>,
     /// Its files are on the server (`pg_available_extensions`).
     available: bool,
     superuser: bool,
@@ -143,10 +142,7 @@ impl Availability {
 
 fn availability(client: &mut Client) -> Result<Availability, Failure> {
     const PROBE: &str = concat!(
-        "SELECT (SELECT n.nspname FROM ",
-        pgmi_core::extension_schema_from!(),
-        "), \
-        EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pgmi'), \
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pgmi'), \
         (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user), \
         (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
            JOIN pg_catalog.pg_available_extensions a ON a.name OPERATOR(pg_catalog.=) v.name \
@@ -161,15 +157,16 @@ fn availability(client: &mut Client) -> Result<Availability, Failure> {
         .ok_or_else(|| Failure::new(Exit::General, "the extension probe returned no row"))?;
     let yes = |i: usize| row.get(i) == Some("t");
     Ok(Availability {
-        installed: row.get(0).map(str::to_string),
-        available: yes(1),
-        superuser: yes(2),
-        trusted: yes(3),
-        may_create: yes(4),
+        available: yes(0),
+        superuser: yes(1),
+        trusted: yes(2),
+        may_create: yes(3),
     })
 }
 
-/// The extension's schema when it is installed in this database.
+/// The extension's schema when it is installed in this database. Cheap, unlike
+/// [`availability`]: `pg_available_extensions` reads every control file in the server's
+/// extension directory (about 9 ms measured).
 fn installed_schema(client: &mut Client) -> Result<Option<String>, Failure> {
     const PROBE: &str = concat!(
         "SELECT n.nspname FROM ",
@@ -219,25 +216,12 @@ pub fn choose(
     if choice == SessionChoice::Portable {
         return Ok((Kind::Portable, "--session portable".into()));
     }
-    // The common case first, cheaply: pg_available_extensions reads every control file
-    // in the server's extension directory (about 9 ms measured), so it is asked only when
-    // the extension is not installed.
-    let installed = installed_schema(client)?;
-    let found = match installed {
-        Some(schema) => Availability {
-            installed: Some(schema),
-            available: true,
-            superuser: false,
-            trusted: false,
-            may_create: false,
-        },
-        None => availability(client)?,
-    };
-    if let Some(schema) = found.installed {
+    if let Some(schema) = installed_schema(client)? {
         let schema = quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))?;
         let why = format!("the pgmi extension is installed in schema {schema}");
         return Ok((Kind::Extension { schema }, why));
     }
+    let found = availability(client)?;
     if found.creatable() {
         eprintln!("Installing extension pgmi");
         client
@@ -311,16 +295,23 @@ macro_rules! temp_buffers {
 }
 pub(crate) use temp_buffers;
 pub const TEMP_BUFFERS: &str = temp_buffers!();
-/// Raises `temp_buffers` to [`TEMP_BUFFERS`], never lowers it: a role or database that set
-/// more keeps it.
-pub(crate) const SET_TEMP_BUFFERS: &str = concat!(
-    "SELECT pg_catalog.set_config('temp_buffers', '",
-    temp_buffers!(),
-    "', false) WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('temp_buffers')) \
-     OPERATOR(pg_catalog.<) pg_catalog.pg_size_bytes('",
-    temp_buffers!(),
-    "')"
-);
+/// The query that raises `temp_buffers` to [`TEMP_BUFFERS`] and never lowers it (a role or
+/// database that set more keeps it), without its `SELECT`: `psql_script` runs it with
+/// `PERFORM`.
+macro_rules! raise_temp_buffers {
+    () => {
+        concat!(
+            "pg_catalog.set_config('temp_buffers', '",
+            crate::session::temp_buffers!(),
+            "', false) WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('temp_buffers')) \
+             OPERATOR(pg_catalog.<) pg_catalog.pg_size_bytes('",
+            crate::session::temp_buffers!(),
+            "')"
+        )
+    };
+}
+pub(crate) use raise_temp_buffers;
+const SET_TEMP_BUFFERS: &str = concat!("SELECT ", raise_temp_buffers!());
 
 /// The table the bundle is uploaded into. Its column is stored without compression: the
 /// bundle is gzip already, and PostgreSQL's pglz gives up on such data only after working

@@ -51,7 +51,10 @@ pub fn walk_observed(
         Err(source) => return Err(ProjectError::Io { path: None, source }),
     }
 
-    let (listed, listing_error) = list(root, limits);
+    // Listed up to the first listing error, which waits: a read error in an earlier file
+    // comes first.
+    let mut listed = Vec::new();
+    let listing_error = list(root, limits, &mut listed).err();
     let contents = read_all(&listed, limits.max_file_bytes, on_file)?;
     if let Some(e) = listing_error {
         return Err(e);
@@ -66,22 +69,15 @@ pub fn walk_observed(
         .collect())
 }
 
-/// A regular file found by [`list`], not read yet.
+/// A regular file [`list`] found, not read yet.
 struct Listed {
     entry: DirEntry,
     /// Relative path, as in [`RawFile::path`].
     rel: String,
 }
 
-/// Every project file in walk order, up to the first listing error (returned beside them,
-/// so that a read error in an earlier file still comes first).
-fn list(root: &Path, limits: &Limits) -> (Vec<Listed>, Option<ProjectError>) {
-    let mut files = Vec::new();
-    let error = list_into(root, limits, &mut files).err();
-    (files, error)
-}
-
-fn list_into(root: &Path, limits: &Limits, files: &mut Vec<Listed>) -> Result<(), ProjectError> {
+/// Pushes every project file onto `files`, in walk order, until the first error.
+fn list(root: &Path, limits: &Limits, files: &mut Vec<Listed>) -> Result<(), ProjectError> {
     // An explicit stack instead of recursion: directory depth is unbounded on disk.
     let mut stack: Vec<(String, std::vec::IntoIter<DirEntry>)> =
         vec![(String::new(), sorted_entries(root, "")?)];
@@ -162,11 +158,7 @@ fn read_all(
             })
             .collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(files.len() / FILES_PER_THREAD)
-        .max(1);
+    let threads = super::threads_for(files.len(), FILES_PER_THREAD, 4);
     if threads == 1 {
         return read_slice(files);
     }

@@ -95,34 +95,16 @@ pub struct Report {
 
 /// Estimate the locks of the project's SQL files (tests excluded) and `deploy.sql`.
 pub fn estimate(project: &pgmi_core::project::Project, deploy_sql: &str) -> Estimate {
-    let texts: Vec<&str> = project
+    // One pass on one thread: the deploy runs this beside the load (run.rs), so more
+    // threads would only take cores from a local server.
+    let relation_statements = project
         .sources
         .iter()
         .filter(|s| s.path.is_sql_file() && !s.path.is_test_file())
         .map(|s| s.content.as_str())
         .chain(std::iter::once(deploy_sql))
-        .collect();
-    // Lexing every file is the cost (about 40 ms per 10 MB here), so it is spread over the
-    // cores when there is enough of it; the server waits for this, idle.
-    let bytes: usize = texts.iter().map(|t| t.len()).sum();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(bytes / (1 << 20))
-        .max(1);
-    let count = |part: &[&str]| part.iter().map(|t| relation_statements(t)).sum::<u64>();
-    let relation_statements = if threads == 1 {
-        count(&texts)
-    } else {
-        let chunk = texts.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = texts
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || count(part)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        })
-    };
+        .map(relation_statements)
+        .sum::<u64>();
     Estimate {
         relation_statements,
         locks_per_statement: LOCKS_PER_STATEMENT,
@@ -154,75 +136,83 @@ fn is_relation_statement(statement: &str) -> bool {
         "CONSTRAINT",
         "FOREIGN",
     ];
-    // Most statements of a migration (COMMENT ON, INSERT, GRANT …) are settled by their
-    // first word, without collecting seven.
-    if !matches!(
-        first_words(statement, 1).first().map(String::as_str),
-        Some("CREATE" | "ALTER")
-    ) {
-        return false;
-    }
-    let words = first_words(statement, 7);
-    let mut words = words.iter().map(String::as_str);
-    match words.next() {
+    // Words are read one by one, so most statements of a migration (COMMENT ON, INSERT,
+    // GRANT …) are settled by their first.
+    let mut words = Words {
+        text: statement,
+        at: 0,
+    };
+    match words.next().as_deref() {
         Some("CREATE") => {
-            let mut words = words.skip_while(|w| MODIFIERS.contains(w));
-            match words.next() {
+            let mut words = words
+                .take(6)
+                .skip_while(|w| MODIFIERS.contains(&w.as_str()));
+            match words.next().as_deref() {
                 Some("TABLE" | "INDEX" | "VIEW" | "SEQUENCE" | "TRIGGER") => true,
-                Some("MATERIALIZED") => words.next() == Some("VIEW"),
+                Some("MATERIALIZED") => words.next().as_deref() == Some("VIEW"),
                 _ => false,
             }
         }
         Some("ALTER") => matches!(
-            words.next(),
+            words.next().as_deref(),
             Some("TABLE" | "INDEX" | "SEQUENCE" | "VIEW" | "MATERIALIZED")
         ),
         _ => false,
     }
 }
 
-/// Up to `n` leading words of `statement`, upper-cased, after white space and comments
-/// (`--…`, nested `/*…*/`); stops at the first character that is neither a word character
-/// nor white space.
-fn first_words(statement: &str, n: usize) -> Vec<String> {
-    let bytes = statement.as_bytes();
-    let mut words = Vec::new();
-    let mut i = 0;
-    while words.len() < n && i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii_whitespace() {
-            i += 1;
-        } else if bytes[i..].starts_with(b"--") {
-            while i < bytes.len() && bytes[i] != b'\n' {
+/// The leading words of a statement, upper-cased, after white space and comments (`--…`,
+/// nested `/*…*/`); it ends at the first character that is neither a word character nor
+/// white space.
+struct Words<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl Iterator for Words<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let bytes = self.text.as_bytes();
+        let mut i = self.at;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii_whitespace() {
                 i += 1;
-            }
-        } else if bytes[i..].starts_with(b"/*") {
-            let mut depth = 0usize;
-            while i < bytes.len() {
-                if bytes[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
+            } else if bytes[i..].starts_with(b"--") {
+                while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
                 }
+            } else if bytes[i..].starts_with(b"/*") {
+                let mut depth = 0usize;
+                while i < bytes.len() {
+                    if bytes[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if bytes[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else if b.is_ascii_alphabetic() || b == b'_' {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                self.at = i;
+                return Some(self.text[start..i].to_ascii_uppercase());
+            } else {
+                break;
             }
-        } else if b.is_ascii_alphabetic() || b == b'_' {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            words.push(statement[start..i].to_ascii_uppercase());
-        } else {
-            break;
         }
+        self.at = bytes.len();
+        None
     }
-    words
 }
 
 /// Read the three settings (one query; every function qualified).

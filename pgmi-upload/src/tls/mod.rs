@@ -166,9 +166,9 @@ struct Observed {
 /// files fail here, before any connection (exit 10 for a file that is missing or
 /// malformed, with the file named).
 ///
-/// The host is not known here, so the files are checked even when the connection will go
-/// through a Unix socket (where libpq would not look at them): a broken TLS configuration
-/// is reported wherever it points.
+/// With `sockets_only` (every connection goes through a Unix socket, which never uses TLS)
+/// no connector is built, but the files are still read and checked, although libpq would
+/// not look at them: a broken TLS configuration is reported wherever it points.
 pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failure> {
     let mode = settings.mode;
     if settings.rootcert.as_deref() == Some("system") && mode != SslMode::VerifyFull {
@@ -194,10 +194,9 @@ pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failur
     let files = resolve_files(settings, home.as_deref(), &|p| p.exists())?;
 
     if sockets_only {
-        // No TLS on a Unix socket, so no connector: `SslConnector::builder` parses the
-        // whole system root store (about 30 ms with OpenSSL 3, most of a small deploy's
-        // fixed cost), only for the store to be replaced below. The files are still read
-        // and checked, in a bare context.
+        // No connector: `SslConnector::builder` parses the whole system root store (about
+        // 30 ms with OpenSSL 3, most of a small deploy's fixed cost), only for the store to
+        // be replaced below. The files are checked in a bare context.
         let mut context =
             SslContextBuilder::new(SslMethod::tls_client()).map_err(openssl_failure)?;
         if let Trust::File(file) = &files.trust {

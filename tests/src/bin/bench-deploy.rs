@@ -345,51 +345,16 @@ fn main() {
         many.bytes as f64 / 1e6
     );
     let mut s = Samples::default();
+    let mut measure =
+        |name: &'static str, cmd: &mut Command| s.add(name, &run(cmd, postmaster, &db.name));
     for _ in 0..rounds {
-        s.add(
-            "floor",
-            &run(
-                psql(&db.name).arg("-f").arg(&floor_sql),
-                postmaster,
-                &db.name,
-            ),
-        );
-        for (name, kind) in [("ext", "extension"), ("port", "portable")] {
-            s.add(
-                name,
-                &run(
-                    &mut deploy(many.dir.path(), &db.name, kind),
-                    postmaster,
-                    &db.name,
-                ),
-            );
-        }
-        s.add(
-            "psql -f",
-            &run(
-                psql(&db.name).arg("-f").arg(&one_file),
-                postmaster,
-                &db.name,
-            ),
-        );
-        s.add(
-            "psql session",
-            &run(
-                psql(&db.name).arg("-f").arg(&session_file),
-                postmaster,
-                &db.name,
-            ),
-        );
-        for (name, kind) in [("ext 1", "extension"), ("port 1", "portable")] {
-            s.add(
-                name,
-                &run(
-                    &mut deploy(one.dir.path(), &db.name, kind),
-                    postmaster,
-                    &db.name,
-                ),
-            );
-        }
+        measure("floor", psql(&db.name).arg("-f").arg(&floor_sql));
+        measure("ext", &mut deploy(many.dir.path(), &db.name, "extension"));
+        measure("port", &mut deploy(many.dir.path(), &db.name, "portable"));
+        measure("psql -f", psql(&db.name).arg("-f").arg(&one_file));
+        measure("psql session", psql(&db.name).arg("-f").arg(&session_file));
+        measure("ext 1", &mut deploy(one.dir.path(), &db.name, "extension"));
+        measure("port 1", &mut deploy(one.dir.path(), &db.name, "portable"));
     }
 
     let project_mib = many.bytes as f64 / (1024.0 * 1024.0);
