@@ -141,15 +141,14 @@ impl Availability {
 }
 
 fn availability(client: &mut Client) -> Result<Availability, Failure> {
-    const PROBE: &str = concat!(
+    const PROBE: &str =
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pgmi'), \
         (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user), \
         (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v \
            JOIN pg_catalog.pg_available_extensions a ON a.name OPERATOR(pg_catalog.=) v.name \
                                                   AND a.default_version OPERATOR(pg_catalog.=) v.version \
           WHERE v.name OPERATOR(pg_catalog.=) 'pgmi'), \
-        pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')"
-    );
+        pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')";
     let rows = client
         .simple_query(PROBE)
         .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
