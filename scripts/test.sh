@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_packages
 ensure_cargo_pgrx
 ensure_server
+step "server: $(psql -XAtq -d postgres -c 'SELECT pg_catalog.version()')"
 
 step "#[pg_test]s of the extension"
 pgdata=$(mktemp -d "${TMPDIR:-/tmp}/pgmi-pgrx.XXXXXX")
@@ -24,4 +25,4 @@ install_extension
 
 step "unit and live-server tests"
 cargo build -q -p pgmi-upload
-cargo test --workspace --exclude pgmi-ext
+cargo test --no-fail-fast --workspace --exclude pgmi-ext

@@ -175,6 +175,10 @@ fn pgmi_error_position(statement: &[u8], sqlstate: &str) -> Option<i32> {
 unsafe fn parse_and_analyze(text: *const std::ffi::c_char) {
     // SAFETY: the caller's contract; the list and its cells are PostgreSQL's own.
     unsafe {
+        // PostgreSQL 14 added the parse mode; 15 renamed parse_analyze.
+        #[cfg(feature = "pg13")]
+        let list = pg_sys::raw_parser(text);
+        #[cfg(not(feature = "pg13"))]
         let list = pg_sys::raw_parser(text, pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         if list.is_null() {
             return;
@@ -184,6 +188,9 @@ unsafe fn parse_and_analyze(text: *const std::ffi::c_char) {
             let raw = (*(*list).elements.add(i))
                 .ptr_value
                 .cast::<pg_sys::RawStmt>();
+            #[cfg(any(feature = "pg13", feature = "pg14"))]
+            pg_sys::parse_analyze(raw, text, std::ptr::null_mut(), 0, std::ptr::null_mut());
+            #[cfg(not(any(feature = "pg13", feature = "pg14")))]
             pg_sys::parse_analyze_fixedparams(raw, text, std::ptr::null(), 0, std::ptr::null_mut());
         }
     }

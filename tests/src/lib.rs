@@ -93,6 +93,48 @@ impl TestDb {
         db
     }
 
+    /// Creates a fresh database (without the extension) whose default collation is a
+    /// linguistic en-US one: ICU where the server has it (PostgreSQL 15 and newer, built
+    /// with ICU), glibc's `en_US.UTF-8` otherwise (the scripts generate that locale). Checks
+    /// that it really orders `-`, `_`, `.` and case unlike bytes, so a test of byte order
+    /// on it can fail.
+    pub fn linguistic(label: &str) -> TestDb {
+        let db = TestDb::unnamed(label);
+        let mut admin = connect("postgres");
+        let icu: bool = admin
+            .query_one(
+                "SELECT pg_catalog.current_setting('server_version_num')::int >= 150000
+                    AND EXISTS (SELECT FROM pg_catalog.pg_collation
+                                WHERE collprovider = 'i' AND collname = 'en-US-x-icu')",
+                &[],
+            )
+            .expect("ICU available")
+            .get(0);
+        let options = if icu {
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        } else {
+            "LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'"
+        };
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} ENCODING 'UTF8' {options} TEMPLATE template0",
+                db.name
+            ))
+            .unwrap_or_else(|e| panic!("create a database with {options}: {e:?}"));
+        let unlike_bytes: bool = db
+            .client()
+            .query_one(
+                "WITH w(x) AS (VALUES ('a_b'), ('a-c'), ('a.d'), ('aB'), ('ab'), ('A'))
+                 SELECT ARRAY(SELECT x FROM w ORDER BY x)
+                        IS DISTINCT FROM ARRAY(SELECT x FROM w ORDER BY x COLLATE \"C\")",
+                &[],
+            )
+            .expect("compare orders")
+            .get(0);
+        assert!(unlike_bytes, "{options} orders like bytes here");
+        db
+    }
+
     /// A unique name whose database does not exist yet (dropped at the end if created).
     pub fn unnamed(label: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -122,6 +164,28 @@ impl TestDb {
 
     pub fn count(&self, query: &str) -> i64 {
         self.client().query_one(query, &[]).expect(query).get(0)
+    }
+
+    /// Waits until no session is connected to this database. A closed connection's server
+    /// process goes on for a moment after the client has gone (and holds its session
+    /// locks, the deploy lock included, until it exits), so a test that runs deploys back
+    /// to back, or counts sessions, waits for it first. Panics after ten seconds.
+    pub fn wait_until_idle(&self) {
+        let mut admin = connect("postgres");
+        for _ in 0..400 {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1",
+                    &[&self.name],
+                )
+                .expect("pg_stat_activity")
+                .get(0);
+            if left == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("sessions on {} did not end within ten seconds", self.name);
     }
 }
 

@@ -42,6 +42,8 @@ fn bundle(kind: Kind, project: &Project, extra: &[&str]) -> (tempfile::TempDir, 
 }
 
 fn run_script(db: &TestDb, script: &str, vars: &[&str]) -> Run {
+    // The previous script's server process may still hold the deploy lock for a moment.
+    db.wait_until_idle();
     let mut args = vec!["-v", "ON_ERROR_STOP=1"];
     for v in vars {
         args.push("-v");

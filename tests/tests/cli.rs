@@ -27,22 +27,9 @@ fn populated(label: &str) -> TestDb {
     db.client()
         .batch_execute("CREATE TABLE precious (x int); INSERT INTO precious VALUES (1)")
         .expect("create state");
-    // The backend of a closed connection can stay in pg_stat_activity for a moment; wait
-    // until it is gone, so that the overwrite tests count exactly the sessions they open
-    // (a CI run once saw "Ended 2 other session(s)" where one was open).
-    for _ in 0..200 {
-        let left: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1",
-                &[name],
-            )
-            .expect("pg_stat_activity")
-            .get(0);
-        if left == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    // So that the overwrite tests count exactly the sessions they open (a CI run once saw
+    // "Ended 2 other session(s)" where one was open).
+    db.wait_until_idle();
     db
 }
 

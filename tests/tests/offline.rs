@@ -472,13 +472,7 @@ fn plan_rows_from_cli(project: &Project) -> Vec<String> {
 /// The same rows from a real session of `kind` holding `project`, on a database whose
 /// linguistic collation would order `-`, `_`, `.` and case differently from bytes.
 fn plan_rows_from_session(kind: Kind, project: &Project) -> Vec<String> {
-    let db = TestDb::unnamed("offline_plan");
-    pgmi_tests::connect("postgres")
-        .batch_execute(&format!(
-            "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
-            db.name
-        ))
-        .expect("create database");
+    let db = TestDb::linguistic("offline_plan");
     let mut client = db.client();
     if kind == Kind::Extension {
         client

@@ -131,13 +131,7 @@ fn plan_of_a_three_level_tree_whole_and_filtered(kind: Kind) {
 
 // Byte order even where the database collation would say otherwise.
 fn test_order_is_byte_order_on_a_linguistic_collation(kind: Kind) {
-    let db = TestDb::unnamed("icu");
-    pgmi_tests::connect("postgres")
-        .batch_execute(&format!(
-            "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
-            db.name
-        ))
-        .expect("create ICU database");
+    let db = TestDb::linguistic("linguistic");
     if kind == Kind::Extension {
         db.client()
             .batch_execute("CREATE EXTENSION pgmi")

