@@ -119,14 +119,17 @@ fn server_refusal_hint(code: &str, message: &str, tls: &Tls) -> Option<String> {
             "the client certificate's common name{cn} must equal the user name (-U), or be mapped to it in the server's pg_ident.conf"
         ));
     }
-    // PostgreSQL 14+ ends these refusals with how the connection was made.
-    if message.contains("no encryption") && tls.mode == SslMode::Disable {
+    // These refusals end with how the connection was made: "no encryption" or "SSL
+    // encryption" from PostgreSQL 14, "SSL off" or "SSL on" before.
+    let clear = message.ends_with("no encryption") || message.ends_with(", SSL off");
+    let encrypted = message.ends_with("SSL encryption") || message.ends_with(", SSL on");
+    if clear && tls.mode == SslMode::Disable {
         return Some(
             "the server accepts this connection only over TLS: use --sslmode prefer (the default) or require"
                 .to_string(),
         );
     }
-    if message.contains("SSL encryption") && tls.mode >= SslMode::Require {
+    if encrypted && tls.mode >= SslMode::Require {
         return Some(format!(
             "the server accepts this connection only without TLS (pg_hba.conf), and sslmode {} insists on TLS: \
              use --sslmode prefer or allow, or allow hostssl connections on the server",
