@@ -136,7 +136,7 @@ package_client() (
     install -d "$tree/bin" "$tree/share/man/man1" "$tree/share/bash-completion/completions" \
         "$tree/share/zsh/site-functions" "$tree/share/fish/vendor_completions.d" \
         "$tree/share/doc/pgmi-upload"
-    install -m 0755 "$bin/pgmi-upload" "$bin/pgmi" "$tree/bin/"
+    install -s -m 0755 "$bin/pgmi-upload" "$bin/pgmi" "$tree/bin/"
     local cmd
     for cmd in pgmi-upload pgmi; do
         "$tree/bin/$cmd" completion bash >"$tree/share/bash-completion/completions/$cmd"
