@@ -25,12 +25,12 @@ fi
 
 step "installing postgresql-$major and the pgmi packages with apt"
 as_root apt-get update -q
-as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "postgresql-$major" "$dir"/postgresql-"$major"-pgmi_*.deb "$dir"/pgmi-upload_*.deb
 for cc in cc gcc clang; do
     ! command -v "$cc" >/dev/null || echo "note: $cc is installed on this machine" >&2
 done
-pg_ctlcluster "$major" main status >/dev/null || as_root pg_ctlcluster "$major" main start
+as_root pg_ctlcluster "$major" main status >/dev/null || as_root pg_ctlcluster "$major" main start
 me=$(id -un)
 as_postgres psql -XAtq -c "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '$me'" | grep -q 1 \
     || as_postgres createuser --superuser "$me"
