@@ -108,7 +108,9 @@ fn every_earlier_release_updates_to_exactly_a_fresh_install() {
     let expected = describe(&fresh);
     // The description must see the objects, or every comparison would pass.
     assert!(
-        expected.iter().any(|l| l.starts_with("routine pgmi_load(bytea)"))
+        expected
+            .iter()
+            .any(|l| l.starts_with("routine pgmi_load(bytea)"))
             && expected.iter().any(|l| l.starts_with("member procedure ")),
         "the description does not see the extension's objects:\n{}",
         expected.join("\n")
