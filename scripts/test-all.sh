@@ -8,7 +8,9 @@
 #   scripts/test-all.sh 13 18      # only these
 #
 # Not part of CI (CI runs the default major): building pgrx and the extension for a new
-# major takes minutes, and the suite takes about five per major on two cores.
+# major takes minutes, and then the suite about two minutes per major on two cores. The
+# tests want port 5432, so the local servers running before are stopped while it runs and
+# started again at the end.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 majors=("$@")
