@@ -23,8 +23,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The PostgreSQL major version whose binaries are used (`PG_MAJOR`, as the scripts read it).
-fn bindir() -> PathBuf {
+/// Where the server binaries in use are: `PG_BINDIR`, or Debian's layout for `PG_MAJOR`
+/// (as the scripts set them).
+pub fn bindir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BINDIR") {
         return PathBuf::from(dir);
     }

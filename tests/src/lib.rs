@@ -228,6 +228,17 @@ impl Kind {
         }
     }
 
+    /// [`TestDb::linguistic`] for this kind: with the extension installed, or without it.
+    pub fn linguistic_db(self, label: &str) -> TestDb {
+        let db = TestDb::linguistic(label);
+        if self == Kind::Extension {
+            db.client()
+                .batch_execute("CREATE EXTENSION pgmi")
+                .expect("CREATE EXTENSION pgmi");
+        }
+        db
+    }
+
     /// Loads `files` (paths relative to the project root, as in a bundle) into a session on
     /// `client`; panics on failure.
     pub fn load(self, client: &mut Client, files: &[(&str, &[u8])]) {

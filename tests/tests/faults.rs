@@ -71,14 +71,11 @@ fn kind_of(run: usize) -> &'static str {
 }
 
 fn new_cluster() -> Cluster {
-    let builder = Cluster::builder().hba("host all all 127.0.0.1/32 trust");
+    let mut builder = Cluster::builder().hba("host all all 127.0.0.1/32 trust");
     if pgmi_tests::cluster::server_major() >= 14 {
-        builder
-            .setting("client_connection_check_interval", "100ms")
-            .start()
-    } else {
-        builder.start()
+        builder = builder.setting("client_connection_check_interval", "100ms");
     }
+    builder.start()
 }
 
 /// The cluster shared by every scenario except the restart, which gets its own.
@@ -628,11 +625,7 @@ fn connection_cut_mid_head() {
 /// directory (`<base>/socket`, `<base>/data`) and its log is `<base>/server.log`.
 fn restart(cluster: &Cluster, mode: &str) {
     let base = cluster.socket_dir().parent().expect("cluster base");
-    let major = std::env::var("PG_MAJOR").unwrap_or_else(|_| "15".to_string());
-    let bindir = std::env::var_os("PG_BINDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")));
-    let pg_ctl = bindir.join("pg_ctl");
+    let pg_ctl = pgmi_tests::cluster::bindir().join("pg_ctl");
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);

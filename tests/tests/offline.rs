@@ -3,7 +3,7 @@
 //! session's `pgmi_plan_view` holds, checked on real sessions of both kinds.
 
 use pgmi_core::limits::Limits;
-use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run, TestDb};
+use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run};
 
 const ID_A: &str = "6f1c1f0e-6a39-4a55-9a65-2d1b8c4e0a11";
 const ID_B: &str = "0b7c9b0e-3d7a-4f3e-8a55-7e0b2f1c9d42";
@@ -472,13 +472,8 @@ fn plan_rows_from_cli(project: &Project) -> Vec<String> {
 /// The same rows from a real session of `kind` holding `project`, on a database whose
 /// linguistic collation would order `-`, `_`, `.` and case differently from bytes.
 fn plan_rows_from_session(kind: Kind, project: &Project) -> Vec<String> {
-    let db = TestDb::linguistic("offline_plan");
+    let db = kind.linguistic_db("offline_plan");
     let mut client = db.client();
-    if kind == Kind::Extension {
-        client
-            .batch_execute("CREATE EXTENSION pgmi")
-            .expect("extension");
-    }
     let files = files_on_disk(project);
     let borrowed: Vec<(&str, &[u8])> = files
         .iter()

@@ -431,12 +431,7 @@ fn meta(id: &str, keys: &[&str]) -> String {
 fn plan_view_orders_by_bytes_and_expands_sort_keys(kind: Kind) {
     // An en-US database: its collation puts '-' and '_' and '.' in a different order
     // than bytes do, which is what the plan must not follow.
-    let db = TestDb::linguistic("plan");
-    if kind == Kind::Extension {
-        db.client()
-            .batch_execute("CREATE EXTENSION pgmi")
-            .expect("extension");
-    }
+    let db = kind.linguistic_db("plan");
     let first = meta("00000000-0000-0000-0000-000000000001", &["~first"]);
     let last = meta("00000000-0000-0000-0000-000000000002", &["~~last"]);
     let multi = meta(

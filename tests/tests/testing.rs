@@ -131,12 +131,7 @@ fn plan_of_a_three_level_tree_whole_and_filtered(kind: Kind) {
 
 // Byte order even where the database collation would say otherwise.
 fn test_order_is_byte_order_on_a_linguistic_collation(kind: Kind) {
-    let db = TestDb::linguistic("linguistic");
-    if kind == Kind::Extension {
-        db.client()
-            .batch_execute("CREATE EXTENSION pgmi")
-            .expect("extension");
-    }
+    let db = kind.linguistic_db("linguistic");
     let project = Project::with_deploy("SELECT 1;")
         .file("__test__/test_a.sql", "SELECT 1;")
         .file("__test__/test-b.sql", "SELECT 1;")
