@@ -155,9 +155,24 @@ ensure_debian_cluster() {
     if ! server_running; then
         step "starting PostgreSQL $PG_MAJOR (cluster main)"
         as_root pg_ctlcluster "$PG_MAJOR" main start
+    elif debian_server_stale; then
+        # apt upgraded the server under a running postmaster (installing the -dev package
+        # pulls the newest minor): the old binary would fail to load the new libraries
+        # (plpgsql.so: undefined symbol), so it is restarted on the new one.
+        step "restarting PostgreSQL $PG_MAJOR: its packages were upgraded while it ran"
+        as_root pg_ctlcluster "$PG_MAJOR" main restart
     fi
     PGPORT=$(pg_lsclusters -h | awk -v v="$PG_MAJOR" '$1 == v && $2 == "main" {print $3}')
     export PGPORT
+}
+
+# Whether the running postmaster of the distribution's cluster runs a binary that has since
+# been replaced on disk.
+debian_server_stale() {
+    local data pid
+    data=$(pg_lsclusters -h | awk -v v="$PG_MAJOR" '$1 == v && $2 == "main" {print $6}')
+    pid=$(as_root head -n 1 "$data/postmaster.pid" 2>/dev/null) || return 1
+    as_root readlink "/proc/$pid/exe" 2>/dev/null | grep -q ' (deleted)$'
 }
 
 # A tree's cluster: PGMI_PG_DIR/clusters/N/{data,run,server.log}, run by the postgres OS
