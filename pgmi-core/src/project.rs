@@ -292,7 +292,10 @@ fn route_one(
     if let Err(dir) = path::check_dunder(&shown) {
         return Err(ProjectError::UnsupportedDirectory { dir, path: shown });
     }
-    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+    // `contains` on bytes is a vectorised search, several times faster than `position`
+    // over the whole content; the offset is looked for only when there is one.
+    if bytes.contains(&0) {
+        let offset = bytes.iter().position(|&b| b == 0).unwrap_or_default();
         return Err(ProjectError::NulByte {
             path: shown,
             offset,

@@ -312,6 +312,14 @@ macro_rules! raise_temp_buffers {
 pub(crate) use raise_temp_buffers;
 const SET_TEMP_BUFFERS: &str = concat!("SELECT ", raise_temp_buffers!());
 
+/// The extension's load: [`SET_TEMP_BUFFERS`], then its transaction, which need not wait
+/// for the WAL flush (see `load_in_transaction`).
+const BEGIN_LOAD: &str = concat!(
+    "SELECT ",
+    raise_temp_buffers!(),
+    "; BEGIN; SET LOCAL synchronous_commit = off"
+);
+
 /// The table the bundle is uploaded into. Its column is stored without compression: the
 /// bundle is gzip already, and PostgreSQL's pglz gives up on such data only after working
 /// through most of it (about 20 ms of a 10,000-file load's backend time, measured).
@@ -367,14 +375,13 @@ fn load_in_transaction(
         }
         failure
     };
-    // The setting must come before the session's first temporary table, which is why it
-    // is here, on a fresh connection.
-    client.batch_execute(SET_TEMP_BUFFERS).map_err(prep)?;
-    // The transaction creates only temporary objects (their catalog rows die with the
-    // session, crash or not), so its commit need not wait for the WAL flush: 3-5 ms less
-    // per deploy, measured.
+    // The temp_buffers setting must come before the session's first temporary table,
+    // which is why it is here, on a fresh connection. The transaction creates only
+    // temporary objects (their catalog rows die with the session, crash or not), so its
+    // commit need not wait for the WAL flush: 3-5 ms less per deploy, measured. Both go
+    // in one message with the upload table (one round trip instead of three).
     client
-        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+        .batch_execute(&format!("{BEGIN_LOAD}; {CREATE_UPLOAD_TABLE}"))
         .map_err(prep)?;
     if let Some(kb) = max_file_kb {
         // PGMI_MAX_FILE_SIZE moves the server's per-file limit with the client's, for this
@@ -389,7 +396,6 @@ fn load_in_transaction(
                 )
             })?;
     }
-    client.batch_execute(CREATE_UPLOAD_TABLE).map_err(prep)?;
     let upload = |e: &dyn std::fmt::Display| {
         Failure::new(
             Exit::General,
@@ -418,14 +424,15 @@ fn load_in_transaction(
     drop(phase);
     crate::timings::lap("upload");
 
-    if verbose {
-        // pgmi_load's own timing line is DEBUG1.
-        client
-            .batch_execute("SET LOCAL client_min_messages = 'debug1'")
-            .map_err(prep)?;
-    }
+    // One message: the load and its COMMIT (which does not run if the load fails). With
+    // --verbose, pgmi_load's own timing line (DEBUG1) is asked for first.
     let sql = format!(
-        "SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload))"
+        "{}SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload)); COMMIT",
+        if verbose {
+            "SET LOCAL client_min_messages = 'debug1'; "
+        } else {
+            ""
+        }
     );
     let phase = Phase::start(Shape::SERVER);
     phase.counters().add_bytes(bundle.len() as u64);
@@ -447,9 +454,6 @@ fn load_in_transaction(
         bytes: int(3)?,
         parameters: int(4)?,
     };
-    client
-        .batch_execute("COMMIT")
-        .map_err(|e| load_failure(&e))?;
     drop(phase);
     Ok(summary)
 }
