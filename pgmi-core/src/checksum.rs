@@ -19,13 +19,13 @@
 //!      leading/trailing white space is dropped.
 //!
 //! Both steps run fused in one pass that writes straight into one output buffer (no regex,
-//! no per-byte allocation); a pending-space flag implements the collapse and the trim.
+//! no per-byte allocation); a space is written where a run starts and a trailing one dropped.
 //! Invalid UTF-8 is tolerated: undecodable bytes are never white space and are copied.
 //!
-//! Cost, measured once in a release build (2-core VM; `scripts/bench.sh load` measures the
-//! whole load): for 10,000
-//! files of ~2 KB (21 MB), `normalize` alone takes ~30 ms and both checksums of every file
-//! ~50 ms in total, so hashing is never the bottleneck of a load.
+//! Cost, measured in a release build (2-core VM; `scripts/bench.sh load` measures the whole
+//! load): for 10,000 files of ~1.5 KB (15.6 MB of migrations), `normalize` takes ~19 ms,
+//! of which ~6 ms is the scan into pieces (it was ~23 ms with a branch per white-space
+//! run); both checksums of every file take ~45 ms in all.
 
 use crate::lexer::{pieces, PieceKind};
 use sha2::{Digest, Sha256};
@@ -43,76 +43,122 @@ pub fn normalized(bytes: &[u8]) -> String {
 /// The normalised text whose hash is [`normalized`] (see the module doc for the rules).
 pub fn normalize(bytes: &[u8]) -> Vec<u8> {
     let mut out = Collapser {
-        out: Vec::with_capacity(bytes.len()),
-        pending_space: false,
+        // Every piece is written in place into room made for it first, so the buffer
+        // never holds more than the input plus one byte.
+        out: Vec::with_capacity(bytes.len() + 1),
+        last_space: true,
     };
     for piece in pieces(bytes) {
         let text = &bytes[piece.range];
         match piece.kind {
-            PieceKind::Code => out.feed(text, true),
+            PieceKind::Code => out.feed::<true>(text),
             PieceKind::LineComment | PieceKind::BlockComment { .. } => out.space(),
             PieceKind::String { .. } | PieceKind::QuotedIdent { .. } | PieceKind::Dollar { .. } => {
-                out.feed(text, false)
+                out.feed::<false>(text)
             }
         }
     }
-    out.out
+    out.finish()
 }
 
 /// Writes text while collapsing white-space runs into one space and trimming both ends.
+///
+/// A space is written when a run of white space starts (unless the output is empty or
+/// already ends in one), and a trailing space is dropped at the end. Each byte is copied
+/// without a branch on whether it is white space (a run of three letters between spaces,
+/// as in much SQL, made that branch a coin toss): the byte, or a space in its place, is
+/// stored, and the write position moves unless it was white space after white space.
+/// Only lead bytes of possible multi-byte white space take a slower path.
 struct Collapser {
     out: Vec<u8>,
-    /// White space was seen since the last byte written; a space is owed before the next one.
-    pending_space: bool,
+    /// The output is empty or ends in the space of a run: more white space adds nothing.
+    last_space: bool,
 }
 
 impl Collapser {
     fn space(&mut self) {
-        self.pending_space = true;
-    }
-
-    fn feed(&mut self, text: &[u8], fold_case: bool) {
-        let mut i = 0;
-        while i < text.len() {
-            let b = text[i];
-            let space_len = if b < 0x80 {
-                usize::from(matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '))
-            } else {
-                unicode_space_len(&text[i..])
-            };
-            if space_len > 0 {
-                self.pending_space = true;
-                i += space_len;
-                continue;
-            }
-            // Copy the whole run up to the next byte that may start white space at once.
-            let run_end = text[i + 1..]
-                .iter()
-                .position(|&c| may_start_space(c))
-                .map_or(text.len(), |off| i + 1 + off);
-            if self.pending_space && !self.out.is_empty() {
-                self.out.push(b' ');
-            }
-            self.pending_space = false;
-            let run = &text[i..run_end];
-            if fold_case {
-                self.out.extend(run.iter().map(u8::to_ascii_lowercase));
-            } else {
-                self.out.extend_from_slice(run);
-            }
-            i = run_end;
+        if !self.last_space {
+            self.out.push(b' ');
+            self.last_space = true;
         }
     }
+
+    fn feed<const FOLD: bool>(&mut self, text: &[u8]) {
+        let start = self.out.len();
+        self.out.resize(start + text.len(), 0);
+        // `w` never passes `i`: each input byte writes at most one output byte.
+        let dst = &mut self.out[start..];
+        let mut w = 0;
+        let mut last_space = self.last_space;
+        let mut skip = 0;
+        for (i, &b) in text.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let class = CLASS[usize::from(b)];
+            if class == MAYBE_SPACE {
+                let len = unicode_space_len(&text[i..]);
+                if len > 0 {
+                    if !last_space {
+                        dst[w] = b' ';
+                        w += 1;
+                        last_space = true;
+                    }
+                    skip = len - 1;
+                    continue;
+                }
+            }
+            let space = class == SPACE;
+            let byte = if FOLD { LOWER[usize::from(b)] } else { b };
+            dst[w] = if space { b' ' } else { byte };
+            w += usize::from(!(space && last_space));
+            last_space = space;
+        }
+        self.out.truncate(start + w);
+        self.last_space = last_space;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.out.last() == Some(&b' ') {
+            self.out.pop();
+        }
+        self.out
+    }
 }
 
-/// Whether a white-space character can start at this byte: ASCII white space or the lead
-/// byte of one of the multi-byte ones below.
-fn may_start_space(b: u8) -> bool {
-    matches!(
-        b,
-        b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0xC2 | 0xE1 | 0xE2 | 0xE3
-    )
-}
+/// [`CLASS`] values: ASCII white space, and lead bytes of the multi-byte white space of
+/// [`unicode_space_len`].
+const SPACE: u8 = 1;
+const MAYBE_SPACE: u8 = 2;
+
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let spaces = [b'\t', b'\n', 0x0b, 0x0c, b'\r', b' '];
+    let mut i = 0;
+    while i < spaces.len() {
+        table[spaces[i] as usize] = SPACE;
+        i += 1;
+    }
+    let leads = [0xC2u8, 0xE1, 0xE2, 0xE3];
+    let mut i = 0;
+    while i < leads.len() {
+        table[leads[i] as usize] = MAYBE_SPACE;
+        i += 1;
+    }
+    table
+};
+
+/// ASCII `A`–`Z` folded to lowercase; every other byte (non-ASCII included) unchanged.
+const LOWER: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = (i as u8).to_ascii_lowercase();
+        i += 1;
+    }
+    table
+};
 
 /// Byte length of the non-ASCII Unicode white-space character starting `text`, or 0.
 /// These are all of Go's `unicode.IsSpace` above U+007F, as UTF-8.
