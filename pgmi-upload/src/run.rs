@@ -624,9 +624,17 @@ fn locked(
     }
     // The split assumed PostgreSQL's default standard_conforming_strings = on; a server
     // (or database, or role) that turns it off reads backslashes in '' strings differently,
-    // so split again the way this session will scan the script.
+    // so split again the way this session will scan the script. The lock-table settings
+    // come in the same round trip.
+    let (scs_off, budget) = crate::locks::budget::read_settings(client).map_err(|e| {
+        Failure::from_pg(
+            Exit::General,
+            "could not read standard_conforming_strings",
+            &e,
+        )
+    })?;
     let resplit;
-    let units = if standard_conforming_strings_off(client)? {
+    let units = if scs_off {
         resplit = pgmi_core::split::split_with(
             script,
             pgmi_core::split::Options {
@@ -644,7 +652,7 @@ fn locked(
     } else {
         units
     };
-    let budget = lock_budget(client, estimate, report, verbose);
+    let budget = lock_budget(budget, estimate, report, verbose);
     crate::timings::lap("estimate");
     eprintln!("Executing deploy.sql");
     let result = execute::run_units(
@@ -663,24 +671,18 @@ fn locked(
     result
 }
 
-/// The settings that size the shared lock table (read once; `None` when they cannot be
-/// read), and a warning when the project's estimated locks come near it (`locks/budget.rs`).
+/// The settings that size the shared lock table (`None` when they could not be read), and
+/// a warning when the project's estimated locks come near it (`locks/budget.rs`).
 fn lock_budget(
-    client: &mut Client,
+    budget: Option<crate::locks::budget::Budget>,
     estimate: Option<crate::locks::budget::Estimate>,
     report: &mut DeployReport,
     verbose: bool,
 ) -> Option<crate::locks::budget::Budget> {
     use crate::locks::budget;
-    let budget = match budget::read_budget(client) {
-        Ok(budget) => budget,
-        Err(e) => {
-            report::verbose(
-                verbose,
-                &format!("could not read the lock-table settings: {e}"),
-            );
-            return None;
-        }
+    let Some(budget) = budget else {
+        report::verbose(verbose, "could not read the lock-table settings");
+        return None;
     };
     // None only if the estimating thread panicked: the estimate is advice, the deploy goes on.
     let Some(estimate) = estimate else {
@@ -705,22 +707,6 @@ fn lock_budget(
         });
     }
     Some(budget)
-}
-
-/// Whether this session scans '' strings with backslash escapes.
-fn standard_conforming_strings_off(client: &mut Client) -> Result<bool, Failure> {
-    let rows = client
-        .simple_query("SELECT pg_catalog.current_setting('standard_conforming_strings')")
-        .map_err(|e| {
-            Failure::from_pg(
-                Exit::General,
-                "could not read standard_conforming_strings",
-                &e,
-            )
-        })?;
-    Ok(rows
-        .iter()
-        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("off"))))
 }
 
 /// Before the session starts work: a Ctrl-C or deadline during the offline part.

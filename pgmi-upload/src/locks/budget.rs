@@ -239,19 +239,39 @@ impl<'a> Iterator for Words<'a> {
     }
 }
 
-/// Read the three settings (one query; every function qualified).
-pub fn read_budget(client: &mut postgres::Client) -> Result<Budget, postgres::Error> {
-    let row = client.query_one(
-        "SELECT CAST(pg_catalog.current_setting('max_locks_per_transaction') AS int8), \
-                CAST(pg_catalog.current_setting('max_connections') AS int8), \
-                CAST(pg_catalog.current_setting('max_prepared_transactions') AS int8)",
-        &[],
+/// What the deploy reads from the session once it is loaded, in one round trip: whether
+/// `standard_conforming_strings` is off (deploy.sql is then split again) and the three
+/// settings that size the lock table (`None` if the server's values cannot be read as
+/// numbers).
+pub fn read_settings(
+    client: &mut postgres::Client,
+) -> Result<(bool, Option<Budget>), postgres::Error> {
+    let rows = client.simple_query(
+        "SELECT pg_catalog.current_setting('standard_conforming_strings'), \
+                pg_catalog.current_setting('max_locks_per_transaction'), \
+                pg_catalog.current_setting('max_connections'), \
+                pg_catalog.current_setting('max_prepared_transactions')",
     )?;
-    Ok(Budget {
-        max_locks_per_transaction: row.get(0),
-        max_connections: row.get(1),
-        max_prepared_transactions: row.get(2),
-    })
+    let Some(row) = rows.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    }) else {
+        return Ok((false, None));
+    };
+    let int = |i: usize| row.get(i).and_then(|v| v.parse::<i64>().ok());
+    let budget = match (int(1), int(2), int(3)) {
+        (
+            Some(max_locks_per_transaction),
+            Some(max_connections),
+            Some(max_prepared_transactions),
+        ) => Some(Budget {
+            max_locks_per_transaction,
+            max_connections,
+            max_prepared_transactions,
+        }),
+        _ => None,
+    };
+    Ok((row.get(0) == Some("off"), budget))
 }
 
 /// Whether the estimate exceeds [`WARN_PERCENT`] of the table.
