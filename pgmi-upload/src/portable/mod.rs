@@ -100,18 +100,19 @@ fn load_with(
     // extension's load).
     // The functions' bodies are ours and tested: not compiling each one just to check it
     // saves ~10% of creating the objects (as the extension does).
-    tx.batch_execute("SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off")?;
+    // Round trips are most of a small deploy's fixed cost: the settings and the question
+    // of an earlier session go in one message, and the session's SQL in another.
     let exists = tx
-        .query_one(
-            "SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
-            &[],
+        .simple_query(
+            "SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off; \
+             SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
         )?
-        .get::<_, bool>(0);
+        .iter()
+        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
     if exists {
         tx.batch_execute(SESSION_DROP_SQL)?;
     }
-    tx.batch_execute(SESSION_SQL)?;
-    tx.batch_execute(SESSION_PORTABLE_SQL)?;
+    tx.batch_execute(&format!("{SESSION_SQL}\n{SESSION_PORTABLE_SQL}"))?;
     for table in TABLES {
         if table == Table::SourceStatement {
             if let Some(handle) = statements.take() {
@@ -136,13 +137,17 @@ fn load_with(
         files: true,
         ..Shape::SERVER
     });
-    tx.batch_execute(SESSION_CONSTRAINTS_SQL)?;
+    // The constraints, the parameters' settings and ANALYZE: one message.
+    let mut rest = String::from(SESSION_CONSTRAINTS_SQL);
     if !parameters.is_empty() {
-        tx.batch_execute(SET_PARAMETERS_SQL)?;
+        rest.push_str(";\n");
+        rest.push_str(SET_PARAMETERS_SQL);
     }
     if project.files_loaded > 0 {
-        tx.batch_execute(ANALYZE_SQL)?;
+        rest.push_str(";\n");
+        rest.push_str(ANALYZE_SQL);
     }
+    tx.batch_execute(&rest)?;
     tx.commit()?;
     Ok(summary(project, parameters))
 }
