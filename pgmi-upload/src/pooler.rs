@@ -71,12 +71,7 @@ pub fn check(client: &mut Client, verbose: bool) -> Result<i32, Failure> {
     let rows = client.simple_query(PROBE).map_err(|e| {
         Failure::from_pg(Exit::General, "could not check the session's backend", &e)
     })?;
-    let row = rows
-        .iter()
-        .find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
+    let row = crate::session::first_row(&rows)
         .ok_or_else(|| Failure::new(Exit::General, "the backend check returned no row"))?;
     let pid: i32 = row.get(0).and_then(|p| p.parse().ok()).ok_or_else(|| {
         Failure::new(

@@ -180,7 +180,7 @@ fn installed_schema(client: &mut Client) -> Result<Option<String>, Failure> {
 }
 
 /// The first row of a simple query's messages.
-fn first_row(messages: &[SimpleQueryMessage]) -> Option<&postgres::SimpleQueryRow> {
+pub(crate) fn first_row(messages: &[SimpleQueryMessage]) -> Option<&postgres::SimpleQueryRow> {
     messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some(row),
         _ => None,

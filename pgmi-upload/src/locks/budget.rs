@@ -252,10 +252,7 @@ pub fn read_settings(
                 pg_catalog.current_setting('max_connections'), \
                 pg_catalog.current_setting('max_prepared_transactions')",
     )?;
-    let Some(row) = rows.iter().find_map(|m| match m {
-        postgres::SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    }) else {
+    let Some(row) = crate::session::first_row(&rows) else {
         return Ok((false, None));
     };
     let int = |i: usize| row.get(i).and_then(|v| v.parse::<i64>().ok());

@@ -102,13 +102,11 @@ fn load_with(
     // saves ~10% of creating the objects (as the extension does).
     // Round trips are most of a small deploy's fixed cost: the settings and the question
     // of an earlier session go in one message, and the session's SQL in another.
-    let exists = tx
-        .simple_query(
-            "SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off; \
-             SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
-        )?
-        .iter()
-        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
+    let answer = tx.simple_query(
+        "SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off; \
+         SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
+    )?;
+    let exists = crate::session::first_row(&answer).and_then(|row| row.get(0)) == Some("t");
     if exists {
         tx.batch_execute(SESSION_DROP_SQL)?;
     }
