@@ -12,7 +12,8 @@
 //! statement to another backend than the lock statement; a pool that happens to reuse the
 //! same backend for both (an otherwise idle pool) can go unnoticed here, which the README
 //! says plainly. The statement also returns the backend's pid, which the lock watcher
-//! needs anyway, so a direct connection pays one round trip for both.
+//! needs anyway, and the schema of the pgmi extension if it is installed, which the choice
+//! of session needs next, so a direct connection pays one round trip for all three.
 //!
 //! When it fires, the lock it took sits on another backend, idle in the pool. One more
 //! statement releases it at once instead of when the pool recycles that connection: it
@@ -24,9 +25,10 @@ use postgres::Client;
 use crate::exit::{Exit, Failure};
 use crate::session::deploy_lock_key;
 
-/// `pg_backend_pid()`, and whether this backend holds the deploy lock (the key of
-/// `session::acquire_deploy_lock`: `hashtextextended('pgmi.deploy.' || current_database(), 0)`,
-/// which `pg_locks` shows as `classid` = high and `objid` = low 32 bits, `objsubid` 1).
+/// `pg_backend_pid()`, whether this backend holds the deploy lock (the key of
+/// `session::check_version_and_lock`: `hashtextextended('pgmi.deploy.' || current_database(), 0)`,
+/// which `pg_locks` shows as `classid` = high and `objid` = low 32 bits, `objsubid` 1), and
+/// the extension's schema (NULL when it is not installed).
 const PROBE: &str = concat!(
     "SELECT pg_catalog.pg_backend_pid(),
        EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
@@ -37,8 +39,19 @@ const PROBE: &str = concat!(
                   AND (CAST(l.classid AS int8) OPERATOR(pg_catalog.<<) 32 OPERATOR(pg_catalog.|) CAST(l.objid AS int8))
                       OPERATOR(pg_catalog.=) ",
     deploy_lock_key!(),
+    "),
+       (SELECT n.nspname FROM ",
+    pgmi_core::extension_schema_from!(),
     ")"
 );
+
+/// What the check found on a backend that holds the deploy lock.
+pub struct Probe {
+    /// The backend's pid, for the lock watcher.
+    pub pid: i32,
+    /// The schema the pgmi extension is installed in, unquoted; `None` when it is not.
+    pub extension_schema: Option<String>,
+}
 
 /// Release the deploy lock wherever this client's statements left it: unlocked when the
 /// backend running this statement holds it (the pool may hand this statement to the very
@@ -65,9 +78,9 @@ SELECT (SELECT pg_catalog.pg_advisory_unlock(k.key) FROM k
            AND a.state OPERATOR(pg_catalog.=) 'idle')"
 );
 
-/// Check the session right after the deploy lock; the backend pid on success, exit 11 when
-/// a transaction-mode pooler is in the way.
-pub fn check(client: &mut Client, verbose: bool) -> Result<i32, Failure> {
+/// Check the session right after the deploy lock; the backend pid and the extension's
+/// schema on success, exit 11 when a transaction-mode pooler is in the way.
+pub fn check(client: &mut Client, verbose: bool) -> Result<Probe, Failure> {
     let rows = client.simple_query(PROBE).map_err(|e| {
         Failure::from_pg(Exit::General, "could not check the session's backend", &e)
     })?;
@@ -80,7 +93,10 @@ pub fn check(client: &mut Client, verbose: bool) -> Result<i32, Failure> {
         )
     })?;
     if row.get(1) == Some("t") {
-        return Ok(pid);
+        return Ok(Probe {
+            pid,
+            extension_schema: row.get(2).map(str::to_string),
+        });
     }
     match client.simple_query(RELEASE_STRANDED) {
         Ok(_) => crate::report::verbose(

@@ -466,24 +466,25 @@ fn online(
     crate::timings::lap("connect");
     watchdog.set_client(&client, crate::tls::Canceller::new(connector.tls));
     eprintln!("Preparing session: scanning files, loading parameters");
-    session::check_server_version(&mut client)?;
     let db = &connector.info.target_db;
-    session::acquire_deploy_lock(&mut client, db)?;
+    session::check_version_and_lock(&mut client, db)?;
     // A transaction-mode pooler is refused before anything is loaded (pooler.rs); the
-    // check also yields the backend pid the lock watcher looks at.
-    let pid = match crate::pooler::check(&mut client, verbose) {
-        Ok(pid) => pid,
+    // check also yields the backend pid the lock watcher looks at, and whether the
+    // extension is installed.
+    let probe = match crate::pooler::check(&mut client, verbose) {
+        Ok(probe) => probe,
         Err(failure) => {
             watchdog.stop();
             session::release_locks(&mut client, verbose);
             return Err(failure);
         }
     };
-    let watcher = crate::locks::Watcher::new(connector, pid, lock_options.lock_timeout);
+    let watcher = crate::locks::Watcher::new(connector, probe.pid, lock_options.lock_timeout);
     let mut session_ready = false;
     let result = locked(
         &mut client,
         connector,
+        probe.extension_schema.as_deref(),
         packed,
         choice,
         script,
@@ -498,30 +499,26 @@ fn online(
     );
     // Stop cancelling before the clean-up statements run.
     watchdog.stop();
-    let left_open = session::end_transaction(&mut client, verbose);
+    let closing = session::close(&mut client, session_ready, verbose);
     // A deploy.sql that ends inside a transaction block did not commit its last part: say
     // so and fail, rather than report success for work that was rolled back (a deliberate
     // difference from the original, which rolls back silently).
     let result = match result {
-        Ok(()) if left_open => Err(Failure::new(
+        Ok(()) if closing.left_open => Err(Failure::new(
             Exit::ExecutionFailed,
             "deploy.sql ended inside an open transaction; it was rolled back, so the statements since its BEGIN were not committed",
         )
         .with_hint("end deploy.sql with COMMIT (or an explicit ROLLBACK if not committing is intended)")),
         other => other,
     };
-    // The results live in backend memory and survive the ROLLBACK; read them while the
-    // deploy lock is still held, on the same session.
-    if session_ready && !client.is_closed() {
-        match testresults::fetch(&mut client) {
-            Ok(steps) => {
-                report::verbose(verbose, &format!("{} test result row(s)", steps.len()));
-                report.tests = steps;
-            }
-            Err(e) => report::verbose(verbose, &format!("could not read the test results: {e}")),
+    match closing.tests {
+        Some(Ok(steps)) => {
+            report::verbose(verbose, &format!("{} test result row(s)", steps.len()));
+            report.tests = steps;
         }
+        Some(Err(e)) => report::verbose(verbose, &format!("could not read the test results: {e}")),
+        None => {}
     }
-    session::release_locks(&mut client, verbose);
     crate::timings::lap("close");
     result
 }
@@ -530,6 +527,7 @@ fn online(
 fn locked(
     client: &mut Client,
     connector: &Connector<'_>,
+    installed: Option<&str>,
     packed: &mut Packed,
     choice: SessionChoice,
     script: &str,
@@ -550,7 +548,7 @@ fn locked(
             .batch_execute("SET client_min_messages = 'log'")
             .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
     }
-    let (kind, why) = session::choose(client, choice, &info.target_db, &info.user)?;
+    let (kind, why) = session::choose(client, choice, installed, &info.target_db, &info.user)?;
     eprintln!("Session: {} ({why})", kind.label());
     report.session = Some(kind.label());
     crate::timings::lap("session");
@@ -624,15 +622,18 @@ fn locked(
     }
     // The split assumed PostgreSQL's default standard_conforming_strings = on; a server
     // (or database, or role) that turns it off reads backslashes in '' strings differently,
-    // so split again the way this session will scan the script. The lock-table settings
-    // come in the same round trip.
-    let (scs_off, budget) = crate::locks::budget::read_settings(client).map_err(|e| {
-        Failure::from_pg(
-            Exit::General,
-            "could not read standard_conforming_strings",
-            &e,
-        )
-    })?;
+    // so split again the way this session will scan the script. The setting and the
+    // lock-table settings were read in the load's last message.
+    let (scs_off, budget) = match loaded.settings {
+        Some(settings) => settings,
+        None => crate::locks::budget::read_settings(client).map_err(|e| {
+            Failure::from_pg(
+                Exit::General,
+                "could not read standard_conforming_strings",
+                &e,
+            )
+        })?,
+    };
     let resplit;
     let units = if scs_off {
         resplit = pgmi_core::split::split_with(

@@ -42,6 +42,11 @@ pub fn check_server_version(client: &mut Client) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::from_pg(Exit::General, "could not read the server version", &e))?
     .unwrap_or_default();
+    check_version_num(&text)
+}
+
+/// [`check_server_version`] of a `server_version_num` already read.
+fn check_version_num(text: &str) -> Result<(), Failure> {
     let num: i32 = text.trim().parse().map_err(|_| {
         Failure::new(
             Exit::General,
@@ -77,18 +82,30 @@ macro_rules! deploy_lock_key {
 }
 pub(crate) use deploy_lock_key;
 
-/// Take the per-database deploy lock, or fail with exit 15.
-pub fn acquire_deploy_lock(client: &mut Client, db: &str) -> Result<(), Failure> {
-    let got = scalar(
-        client,
-        concat!(
-            "SELECT pg_catalog.pg_try_advisory_lock(",
-            deploy_lock_key!(),
-            ")"
-        ),
-    )
-    .map_err(|e| Failure::from_pg(Exit::General, "could not take the deploy lock", &e))?;
-    if got.as_deref() != Some("t") {
+/// Refuse an old server ([`check_server_version`]) and take the per-database deploy lock
+/// (exit 15 when another deploy holds it), in one round trip: both are asked in one
+/// statement. A server too old for the lock's functions fails that statement; the version
+/// is then read alone, to say so.
+pub fn check_version_and_lock(client: &mut Client, db: &str) -> Result<(), Failure> {
+    const SQL: &str = concat!(
+        "SELECT pg_catalog.current_setting('server_version_num'), pg_catalog.pg_try_advisory_lock(",
+        deploy_lock_key!(),
+        ")"
+    );
+    let messages = match client.simple_query(SQL) {
+        Ok(messages) => messages,
+        Err(e) => {
+            check_server_version(client)?;
+            return Err(Failure::from_pg(
+                Exit::General,
+                "could not take the deploy lock",
+                &e,
+            ));
+        }
+    };
+    let row = first_row(&messages);
+    check_version_num(row.and_then(|r| r.get(0)).unwrap_or_default())?;
+    if row.and_then(|r| r.get(1)) != Some("t") {
         return Err(Failure::new(
             Exit::ConcurrentDeploy,
             format!("concurrent deployment in progress: another pgmi deployment is already running against \"{db}\""),
@@ -209,14 +226,15 @@ pub fn check_extension_for_new_database(
 pub fn choose(
     client: &mut Client,
     choice: SessionChoice,
+    installed: Option<&str>,
     db: &str,
     user: &str,
 ) -> Result<(Kind, String), Failure> {
     if choice == SessionChoice::Portable {
         return Ok((Kind::Portable, "--session portable".into()));
     }
-    if let Some(schema) = installed_schema(client)? {
-        let schema = quote_ident(&schema).map_err(|e| Failure::new(Exit::General, e))?;
+    if let Some(schema) = installed {
+        let schema = quote_ident(schema).map_err(|e| Failure::new(Exit::General, e))?;
         let why = format!("the pgmi extension is installed in schema {schema}");
         return Ok((Kind::Extension { schema }, why));
     }
@@ -310,9 +328,8 @@ macro_rules! raise_temp_buffers {
     };
 }
 pub(crate) use raise_temp_buffers;
-const SET_TEMP_BUFFERS: &str = concat!("SELECT ", raise_temp_buffers!());
 
-/// The extension's load: [`SET_TEMP_BUFFERS`], then its transaction, which need not wait
+/// The extension's load: raise `temp_buffers` ([`raise_temp_buffers`]), then its transaction, which need not wait
 /// for the WAL flush (see `load_in_transaction`).
 const BEGIN_LOAD: &str = concat!(
     "SELECT ",
@@ -335,6 +352,17 @@ pub struct LoadSummary {
     pub test_files: i64,
     pub bytes: i64,
     pub parameters: i64,
+    /// The session's settings, read in the load's last message (`None` when they were
+    /// not).
+    pub settings: Option<crate::locks::budget::Settings>,
+}
+
+/// The last row of a simple query's messages.
+pub(crate) fn last_row(messages: &[SimpleQueryMessage]) -> Option<&postgres::SimpleQueryRow> {
+    messages.iter().rev().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    })
 }
 
 /// Upload the bundle with binary COPY and load it, in one transaction.
@@ -424,15 +452,17 @@ fn load_in_transaction(
     drop(phase);
     crate::timings::lap("upload");
 
-    // One message: the load and its COMMIT (which does not run if the load fails). With
-    // --verbose, pgmi_load's own timing line (DEBUG1) is asked for first.
+    // One message: the load, its COMMIT (which does not run if the load fails) and the
+    // settings the deploy reads next. With --verbose, pgmi_load's own timing line (DEBUG1)
+    // is asked for first.
     let sql = format!(
-        "{}SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload)); COMMIT",
+        "{}SELECT files, sql_files, test_files, bytes, parameters FROM {schema}.pgmi_load((SELECT data FROM pg_temp._pgmi_upload)); COMMIT; {}",
         if verbose {
             "SET LOCAL client_min_messages = 'debug1'; "
         } else {
             ""
-        }
+        },
+        crate::locks::budget::SETTINGS_SQL
     );
     let phase = Phase::start(Shape::SERVER);
     phase.counters().add_bytes(bundle.len() as u64);
@@ -453,6 +483,7 @@ fn load_in_transaction(
         test_files: int(2)?,
         bytes: int(3)?,
         parameters: int(4)?,
+        settings: Some(crate::locks::budget::settings_from_row(last_row(&rows))),
     };
     drop(phase);
     Ok(summary)
@@ -469,12 +500,10 @@ pub fn load_portable(
     verbose: bool,
 ) -> Result<LoadSummary, Failure> {
     let started = std::time::Instant::now();
-    // As for the extension (load_in_transaction): before the session's first temp table.
-    client
-        .batch_execute(SET_TEMP_BUFFERS)
-        .map_err(|e| portable_failure(&e, db, user))?;
     let phase = Phase::start(Shape::counting("Loading"));
-    let summary = crate::portable::load_counted(client, project, parameters, &phase)
+    // temp_buffers as for the extension (load_in_transaction): before the session's first
+    // temporary table, in the load's first message.
+    let summary = crate::portable::load_counted(client, project, parameters, &phase, true)
         .map_err(|e| portable_failure(&e, db, user))?;
     drop(phase);
     crate::report::verbose(
@@ -535,6 +564,79 @@ pub fn end_transaction(client: &mut Client, verbose: bool) -> bool {
         }
     }
     open
+}
+
+/// How a deploy's session ended ([`close`]).
+pub struct Closing {
+    /// deploy.sql ended inside a transaction block, which was rolled back.
+    pub left_open: bool,
+    /// The test results; `None` when the session was never ready or the connection is gone.
+    pub tests: Option<Result<Vec<crate::testresults::TestStep>, String>>,
+}
+
+/// [`close`]'s one message: is a transaction block open, the test results, and the
+/// release of the advisory locks, which runs only when no block is open (an open block is
+/// rolled back first and the locks released after it, so that no other deploy starts while
+/// the block's locks are still held). Within one message `statement_timestamp()` is the
+/// message's arrival, equal to `transaction_timestamp()` unless an earlier message began a
+/// block.
+const CLOSE_SQL: &str = concat!(
+    "SELECT pg_catalog.statement_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.transaction_timestamp(); ",
+    "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal; ",
+    "SELECT pg_catalog.pg_advisory_unlock_all() WHERE pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()"
+);
+
+/// The end of a deploy's session: roll back a transaction block deploy.sql left open,
+/// read the test results (they live in backend memory and survive the ROLLBACK; read while
+/// the deploy lock is still held, on the same session), release the advisory locks. One
+/// round trip when deploy.sql ended outside a block; anything unusual (an aborted block,
+/// no results function, a cancel landing here) goes one statement at a time instead.
+pub fn close(client: &mut Client, session_ready: bool, verbose: bool) -> Closing {
+    if client.is_closed() {
+        return Closing {
+            left_open: false,
+            tests: None,
+        };
+    }
+    if session_ready {
+        if let Ok(messages) = client.simple_query(CLOSE_SQL) {
+            use crate::testresults::fetch::{parse_rows, text_row, TextRow};
+            // The rows of each statement, in order.
+            let mut statements: Vec<Vec<TextRow>> = vec![Vec::new()];
+            for message in &messages {
+                match message {
+                    SimpleQueryMessage::Row(row) => {
+                        if let Some(rows) = statements.last_mut() {
+                            rows.push(text_row(row));
+                        }
+                    }
+                    SimpleQueryMessage::CommandComplete(_) => statements.push(Vec::new()),
+                    _ => {}
+                }
+            }
+            let open = statements
+                .first()
+                .and_then(|rows| rows.first())
+                .and_then(|row| row.first().cloned().flatten())
+                .as_deref()
+                == Some("t");
+            let tests = Some(parse_rows(statements.get(1).map_or(&[][..], Vec::as_slice)));
+            if open {
+                if let Err(e) = retry_once_if_cancelled(client, |c| c.batch_execute("ROLLBACK")) {
+                    crate::report::verbose(verbose, &format!("ROLLBACK at close failed: {e}"));
+                }
+                release_locks(client, verbose);
+            }
+            return Closing {
+                left_open: open,
+                tests,
+            };
+        }
+    }
+    let left_open = end_transaction(client, verbose);
+    let tests = (session_ready && !client.is_closed()).then(|| crate::testresults::fetch(client));
+    release_locks(client, verbose);
+    Closing { left_open, tests }
 }
 
 /// Release every session advisory lock (the deploy lock and any deploy.sql took): the

@@ -15,13 +15,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use postgres::Client;
 
 pub mod cluster;
+pub mod latency;
 pub mod stand_in;
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".to_string())
 }
 
-fn port() -> u16 {
+pub(crate) fn port() -> u16 {
     std::env::var("PGPORT")
         .ok()
         .and_then(|p| p.parse().ok())

@@ -239,21 +239,29 @@ impl<'a> Iterator for Words<'a> {
     }
 }
 
-/// What the deploy reads from the session once it is loaded, in one round trip: whether
+/// What the deploy reads from the session once it is loaded: whether
 /// `standard_conforming_strings` is off (deploy.sql is then split again) and the three
 /// settings that size the lock table (`None` if the server's values cannot be read as
 /// numbers).
-pub fn read_settings(
-    client: &mut postgres::Client,
-) -> Result<(bool, Option<Budget>), postgres::Error> {
-    let rows = client.simple_query(
-        "SELECT pg_catalog.current_setting('standard_conforming_strings'), \
+pub type Settings = (bool, Option<Budget>);
+
+/// The query for [`Settings`]. Both loads send it after their COMMIT, in the load's own
+/// message (one round trip fewer); [`read_settings`] sends it alone.
+pub const SETTINGS_SQL: &str = "SELECT pg_catalog.current_setting('standard_conforming_strings'), \
                 pg_catalog.current_setting('max_locks_per_transaction'), \
                 pg_catalog.current_setting('max_connections'), \
-                pg_catalog.current_setting('max_prepared_transactions')",
-    )?;
-    let Some(row) = crate::session::first_row(&rows) else {
-        return Ok((false, None));
+                pg_catalog.current_setting('max_prepared_transactions')";
+
+/// [`SETTINGS_SQL`] on its own.
+pub fn read_settings(client: &mut postgres::Client) -> Result<Settings, postgres::Error> {
+    let rows = client.simple_query(SETTINGS_SQL)?;
+    Ok(settings_from_row(crate::session::first_row(&rows)))
+}
+
+/// The [`Settings`] in a row of [`SETTINGS_SQL`].
+pub fn settings_from_row(row: Option<&postgres::SimpleQueryRow>) -> Settings {
+    let Some(row) = row else {
+        return (false, None);
     };
     let int = |i: usize| row.get(i).and_then(|v| v.parse::<i64>().ok());
     let budget = match (int(1), int(2), int(3)) {
@@ -268,7 +276,7 @@ pub fn read_settings(
         }),
         _ => None,
     };
-    Ok((row.get(0) == Some("off"), budget))
+    (row.get(0) == Some("off"), budget)
 }
 
 /// Whether the estimate exceeds [`WARN_PERCENT`] of the table.

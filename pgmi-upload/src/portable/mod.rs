@@ -50,6 +50,7 @@ pub fn summary(project: &Project, parameters: &[(String, String)]) -> LoadSummar
         test_files: count(project.test_sources.len()),
         bytes: count(project.content_bytes()),
         parameters: count(parameters.len()),
+        settings: None,
     }
 }
 
@@ -64,16 +65,19 @@ pub fn load(
     parameters: &[(String, String)],
 ) -> Result<LoadSummary, postgres::Error> {
     let phase = Phase::hidden(Shape::counting("Loading"));
-    load_counted(client, project, parameters, &phase)
+    load_counted(client, project, parameters, &phase, false)
 }
 
 /// [`load`], counting the `_pgmi_source` rows as files and the COPY data sent as bytes in
-/// `phase`, which becomes the server's part once everything is sent.
+/// `phase`, which becomes the server's part once everything is sent. `temp_buffers`: raise
+/// the setting first (`session::TEMP_BUFFERS`), which only a connection that has not used
+/// a temporary table yet may do.
 pub(crate) fn load_counted(
     client: &mut Client,
     project: &Project,
     parameters: &[(String, String)],
     phase: &Phase,
+    temp_buffers: bool,
 ) -> Result<LoadSummary, postgres::Error> {
     // `_pgmi_source_statement` is the one table whose rows cost the client real work (every
     // file scanned by pgmi-core's splitter: ~85 ms for 10,000 files, 20 MB). A second
@@ -82,7 +86,13 @@ pub(crate) fn load_counted(
     std::thread::scope(|scope| {
         let statements = (rows::row_count(Table::SourceStatement, project, parameters) > 0)
             .then(|| scope.spawn(|| encoded(Table::SourceStatement, project, parameters)));
-        load_with(client, project, parameters, statements, phase)
+        let loaded = load_with(client, project, parameters, statements, phase, temp_buffers);
+        if loaded.is_err() && !client.is_closed() {
+            // End the failed transaction before anything else runs on the session; a
+            // failure here surfaces on the next statement.
+            let _ = client.batch_execute("ROLLBACK");
+        }
+        loaded
     })
 }
 
@@ -92,21 +102,30 @@ fn load_with(
     parameters: &[(String, String)],
     mut statements: Option<std::thread::ScopedJoinHandle<'_, Vec<u8>>>,
     phase: &Phase,
+    temp_buffers: bool,
 ) -> Result<LoadSummary, postgres::Error> {
     let counters = phase.counters();
-    let mut tx = client.transaction()?;
-    // Only temporary objects change here (their catalog rows die with the session, crash
+    // One transaction, begun and committed here (the caller rolls it back on failure).
+    // Only temporary objects change in it (their catalog rows die with the session, crash
     // or not), so the commit need not wait for the WAL flush (session.rs, the same for the
     // extension's load).
     // The functions' bodies are ours and tested: not compiling each one just to check it
     // saves ~10% of creating the objects (as the extension does).
-    // Round trips are most of a small deploy's fixed cost: the settings and the question
-    // of an earlier session go in one message, and the session's SQL in another.
-    let answer = tx.simple_query(
-        "SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off; \
+    // Round trips are most of a small deploy's fixed cost, and more so over a network:
+    // temp_buffers, BEGIN, the settings and the question of an earlier session go in one
+    // message, the session's SQL in another, and the end (constraints, parameters, ANALYZE,
+    // COMMIT and the settings the deploy reads next) in a third.
+    let answer = client.simple_query(&format!(
+        "{}BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL check_function_bodies = off; \
          SELECT pg_catalog.to_regclass('pg_temp._pgmi_source') IS NOT NULL",
-    )?;
-    let exists = crate::session::first_row(&answer).and_then(|row| row.get(0)) == Some("t");
+        if temp_buffers {
+            concat!("SELECT ", crate::session::raise_temp_buffers!(), "; ")
+        } else {
+            ""
+        }
+    ))?;
+    let tx = client;
+    let exists = crate::session::last_row(&answer).and_then(|row| row.get(0)) == Some("t");
     if exists {
         tx.batch_execute(SESSION_DROP_SQL)?;
     }
@@ -128,7 +147,7 @@ fn load_with(
                 writer.finish()?;
             }
         } else if rows::row_count(table, project, parameters) > 0 {
-            copy_binary(&mut tx, table, project, parameters, counters)?;
+            copy_binary(tx, table, project, parameters, counters)?;
         }
     }
     phase.relabel(Shape {
@@ -145,9 +164,15 @@ fn load_with(
         rest.push_str(";\n");
         rest.push_str(ANALYZE_SQL);
     }
-    tx.batch_execute(&rest)?;
-    tx.commit()?;
-    Ok(summary(project, parameters))
+    rest.push_str(";\nCOMMIT; ");
+    rest.push_str(crate::locks::budget::SETTINGS_SQL);
+    let answer = tx.simple_query(&rest)?;
+    Ok(LoadSummary {
+        settings: Some(crate::locks::budget::settings_from_row(
+            crate::session::last_row(&answer),
+        )),
+        ..summary(project, parameters)
+    })
 }
 
 /// The whole binary COPY data of `table`.
@@ -162,7 +187,7 @@ fn encoded(table: Table, project: &Project, parameters: &[(String, String)]) -> 
 }
 
 fn copy_binary(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut Client,
     table: Table,
     project: &Project,
     parameters: &[(String, String)],

@@ -19,14 +19,25 @@ pub fn fetch(client: &mut Client) -> Result<Vec<TestStep>, String> {
     if !exists {
         return Ok(Vec::new());
     }
-    const SQL: &str = "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal";
-    text_rows(client, SQL)?
-        .iter()
-        .map(|row| parse_row(row))
-        .collect()
+    parse_rows(&text_rows(client, SQL)?)
 }
 
-type TextRow = Vec<Option<String>>;
+/// The query [`fetch`] runs once it knows the function exists.
+pub const SQL: &str = "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal";
+
+/// The steps of [`SQL`]'s rows.
+pub fn parse_rows(rows: &[TextRow]) -> Result<Vec<TestStep>, String> {
+    rows.iter().map(|row| parse_row(row)).collect()
+}
+
+pub type TextRow = Vec<Option<String>>;
+
+/// One simple-query row as text.
+pub fn text_row(row: &postgres::SimpleQueryRow) -> TextRow {
+    (0..row.len())
+        .map(|i| row.get(i).map(str::to_string))
+        .collect()
+}
 
 /// All rows of a simple query, as text.
 fn text_rows(client: &mut Client, sql: &str) -> Result<Vec<TextRow>, String> {
@@ -35,11 +46,7 @@ fn text_rows(client: &mut Client, sql: &str) -> Result<Vec<TextRow>, String> {
     Ok(messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(row) => Some(text_row(row)),
             _ => None,
         })
         .collect())

@@ -12,7 +12,7 @@
 //! * Fetching is best effort: an extension too old to have `pgmi_test_results()`, or any
 //!   error while reading it, yields no rows and the deploy's outcome is unchanged.
 
-mod fetch;
+pub(crate) mod fetch;
 
 use serde::Serialize;
 

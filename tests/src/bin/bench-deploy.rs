@@ -6,7 +6,9 @@
 //!   `\copy`-ing the same paths and contents from a TSV file;
 //! * a one-file deploy (`deploy.sql` is a migration) ÷ `psql -X -f` of the same file;
 //! * the deploying backend's peak private memory (`RssAnon`, sampled from /proc every
-//!   millisecond) ÷ the project's size.
+//!   millisecond) ÷ the project's size;
+//! * the one-file deploy and `psql -X -f` again through a link that adds `LINK_DELAY_MS`
+//!   (default 5) each way, with the round trips each made.
 //!
 //! Both session kinds are measured side by side, and the phases come from the deploy's own
 //! `--json` (`phasesMs`) and, for the extension, `pgmi_load`'s DEBUG1 timing line.
@@ -457,5 +459,80 @@ fn main() {
     println!(
         "each command starts once the previous one's server process has exited (its clean-up is not charged to the next)."
     );
+    over_a_link(&s, &db.name, postmaster, one.dir.path(), &one_file, rounds);
     drop(db);
+}
+
+/// The one-file deploy again, through a link that delays every chunk by `LINK_DELAY_MS` in
+/// each direction (`pgmi_tests::latency`), as when the server is in another data centre
+/// than the CI runner: what the deploy's round trips cost a user. Each command's round
+/// trips are counted at the link, connection set-up included.
+fn over_a_link(
+    local: &Samples,
+    database: &str,
+    postmaster: u32,
+    project: &Path,
+    one_file: &Path,
+    rounds: usize,
+) {
+    let delay_ms: u64 = std::env::var("LINK_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let link = pgmi_tests::latency::Link::start(Duration::from_millis(delay_ms));
+    let port = link.port.to_string();
+    let mut s = Samples::default();
+    let mut trips: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut measure = |name: &'static str, cmd: &mut Command| {
+        let before = link.round_trips();
+        s.add(
+            name,
+            &run(
+                cmd.env("PGHOST", "127.0.0.1").env("PGPORT", &port),
+                postmaster,
+                database,
+            ),
+        );
+        trips.insert(name, link.round_trips() - before);
+    };
+    for _ in 0..rounds {
+        measure("psql -f", psql(database).arg("-f").arg(one_file));
+        measure("ext 1", &mut deploy(project, database, "extension"));
+        measure("port 1", &mut deploy(project, database, "portable"));
+    }
+    println!();
+    println!(
+        "one-file deploy over a link with {} ms round trips (median ms; round trips counted at the link)",
+        2 * delay_ms
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>7} {:>10} {:>7}",
+        "measure", "psql -f", "extension", "ratio", "portable", "ratio"
+    );
+    let (f, e, p) = (
+        s.median_ms("psql -f"),
+        s.median_ms("ext 1"),
+        s.median_ms("port 1"),
+    );
+    println!(
+        "{:<34} {:>8.1}   {:>8.1}   {:>7.2} {:>8.1}   {:>7.2}",
+        "one-file deploy (ms)",
+        f,
+        e,
+        e / f,
+        p,
+        p / f
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>7} {:>10}",
+        "round trips", trips["psql -f"], trips["ext 1"], "", trips["port 1"]
+    );
+    println!(
+        "{:<34} {:>8.1}   {:>8.1}   {:>7} {:>8.1}",
+        "added by the link (ms)",
+        f - local.median_ms("psql -f"),
+        e - local.median_ms("ext 1"),
+        "",
+        p - local.median_ms("port 1")
+    );
 }

@@ -1,0 +1,144 @@
+//! What a deploy costs over a network: its round trips, counted at a loopback link
+//! (`pgmi_tests::latency`) in front of the test server, and the paths that end a session in
+//! one message (README, "Performance"). Both session kinds.
+
+use pgmi_tests::latency::Link;
+use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run};
+
+/// `pgmi-upload deploy` through `link`, with `--json`.
+fn deploy_through(link: &Link, kind: Kind, project: &Project, db: &str) -> Run {
+    let port = link.port.to_string();
+    let path = project.path().to_str().expect("utf-8 path").to_string();
+    pgmi_upload(
+        &[
+            "deploy",
+            &path,
+            "-d",
+            db,
+            "--session",
+            kind.flag(),
+            "--json",
+        ],
+        &[
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", &port),
+            ("PGSSLMODE", "disable"),
+        ],
+    )
+}
+
+/// The most round trips a one-file deploy may take, connection included: start-up (1),
+/// version and deploy lock (1), pooler check with the extension lookup (1), the load (the
+/// extension: its transaction, the bundle's COPY (3) and `pgmi_load` with the settings; the
+/// portable session: its transaction, the session's SQL, the end with the settings), the one
+/// statement of deploy.sql (1) and the close (1). It was 16 (17 with `sslmode=prefer`)
+/// before the close, the load's end and the start were merged.
+fn budget(kind: Kind) -> u64 {
+    match kind {
+        Kind::Extension => 10,
+        Kind::Portable => 8,
+    }
+}
+
+// A one-file deploy stays within its round-trip budget.
+fn one_file_deploy_round_trips(kind: Kind) {
+    let db = kind.db("trips");
+    let link = Link::start(std::time::Duration::ZERO);
+    let project = Project::with_deploy("CREATE TABLE one_file (id bigint PRIMARY KEY);\n");
+    let before = link.round_trips();
+    let run = deploy_through(&link, kind, &project, &db.name);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let trips = link.round_trips() - before;
+    assert!(
+        trips <= budget(kind),
+        "{} round trips, budget {}",
+        trips,
+        budget(kind)
+    );
+    // The count is a real one: the deploy cannot take fewer than its start-up, load,
+    // statement and close.
+    assert!(trips >= 4, "{trips} round trips counted");
+    assert_eq!(
+        db.text("SELECT to_regclass('one_file')::text").as_deref(),
+        Some("one_file")
+    );
+}
+
+/// A project with one passing test.
+fn tested_project(deploy: &str) -> Project {
+    Project::with_deploy(deploy)
+        .file("migrations/001.sql", "CREATE TABLE t (id int);\n")
+        .file("__test__/test_t.sql", "SELECT 1 FROM t;\n")
+}
+
+// The test results reach the report when deploy.sql ends outside a transaction (the close's
+// one message) ...
+fn results_after_a_closed_deploy(kind: Kind) {
+    let db = kind.db("close_ok");
+    let project = tested_project(
+        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\nCOMMIT;\n",
+    );
+    let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.json()["tests"],
+        serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
+        "{}",
+        run.stdout
+    );
+    // The deploy lock was released before the session ended: another session takes it.
+    db.wait_until_idle();
+    assert_eq!(
+        db.text("SELECT pg_try_advisory_lock(hashtextextended('pgmi.deploy.' || current_database(), 0))::text")
+            .as_deref(),
+        Some("true")
+    );
+}
+
+// ... inside a block it left open (read in the block, which is then rolled back: exit 13) ...
+fn results_after_an_open_block(kind: Kind) {
+    let db = kind.db("close_open");
+    let project = tested_project(
+        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\n",
+    );
+    let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ended inside an open transaction"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.json()["tests"],
+        serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(db.text("SELECT to_regclass('t')::text"), None);
+}
+
+// ... and inside a block that failed, where the close's message cannot run and the close
+// goes one statement at a time.
+fn results_after_an_aborted_block(kind: Kind) {
+    let db = kind.db("close_aborted");
+    let project = tested_project(
+        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\nSELECT 1/0;\nCOMMIT;\n",
+    );
+    let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
+    assert_eq!(run.code, 13, "{}", run.stderr);
+    assert!(run.stderr.contains("division by zero"), "{}", run.stderr);
+    assert_eq!(
+        run.json()["tests"],
+        serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(db.text("SELECT to_regclass('t')::text"), None);
+}
+
+both_kinds!(
+    one_file_deploy_round_trips,
+    results_after_a_closed_deploy,
+    results_after_an_open_block,
+    results_after_an_aborted_block,
+);
