@@ -51,6 +51,8 @@ pub struct Probe {
     pub pid: i32,
     /// The schema the pgmi extension is installed in, unquoted; `None` when it is not.
     pub extension_schema: Option<String>,
+    /// The `then` statements of [`check`] ran: a transaction block is open.
+    pub begun: bool,
 }
 
 /// Release the deploy lock wherever this client's statements left it: unlocked when the
@@ -80,10 +82,24 @@ SELECT (SELECT pg_catalog.pg_advisory_unlock(k.key) FROM k
 
 /// Check the session right after the deploy lock; the backend pid and the extension's
 /// schema on success, exit 11 when a transaction-mode pooler is in the way.
-pub fn check(client: &mut Client, verbose: bool) -> Result<Probe, Failure> {
-    let rows = client.simple_query(PROBE).map_err(|e| {
-        Failure::from_pg(Exit::General, "could not check the session's backend", &e)
-    })?;
+///
+/// `then`: statements that open the load's transaction block, sent in the same message
+/// (one round trip fewer for the load that most likely follows; the caller ends the block
+/// if it does not). When the message fails, the block is rolled back and the check asked
+/// again alone, so that its own answer, or the load's error, comes later in its place.
+pub fn check(client: &mut Client, verbose: bool, then: Option<&str>) -> Result<Probe, Failure> {
+    let rows = match then {
+        Some(then) => match client.simple_query(&format!("{PROBE}; {then}")) {
+            Ok(rows) => rows,
+            Err(_) => {
+                let _ = client.batch_execute("ROLLBACK");
+                return check(client, verbose, None);
+            }
+        },
+        None => client.simple_query(PROBE).map_err(|e| {
+            Failure::from_pg(Exit::General, "could not check the session's backend", &e)
+        })?,
+    };
     let row = crate::session::first_row(&rows)
         .ok_or_else(|| Failure::new(Exit::General, "the backend check returned no row"))?;
     let pid: i32 = row.get(0).and_then(|p| p.parse().ok()).ok_or_else(|| {
@@ -96,9 +112,16 @@ pub fn check(client: &mut Client, verbose: bool) -> Result<Probe, Failure> {
         return Ok(Probe {
             pid,
             extension_schema: row.get(2).map(str::to_string),
+            begun: then.is_some(),
         });
     }
-    match client.simple_query(RELEASE_STRANDED) {
+    // The block `then` opened is on this backend (an open block keeps it there).
+    let release = if then.is_some() {
+        format!("ROLLBACK; {RELEASE_STRANDED}")
+    } else {
+        RELEASE_STRANDED.to_string()
+    };
+    match client.simple_query(&release) {
         Ok(_) => crate::report::verbose(
             verbose,
             "ended the pooled backend left holding the deploy lock",

@@ -468,10 +468,20 @@ fn online(
     eprintln!("Preparing session: scanning files, loading parameters");
     let db = &connector.info.target_db;
     session::check_version_and_lock(&mut client, db)?;
+    if verbose {
+        // LOG lines (statement logging, say) from here on; DEBUG lines once the session is
+        // ready, so the upload's housekeeping does not bury the output. Not in the check's
+        // message: a block begun there may be rolled back, and the setting with it.
+        client
+            .batch_execute("SET client_min_messages = 'log'")
+            .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
+    }
     // A transaction-mode pooler is refused before anything is loaded (pooler.rs); the
     // check also yields the backend pid the lock watcher looks at, and whether the
-    // extension is installed.
-    let probe = match crate::pooler::check(&mut client, verbose) {
+    // extension is installed. The extension's load most likely follows: its transaction
+    // and upload table start in the check's message.
+    let then = (choice != SessionChoice::Portable).then_some(session::BEGIN_UPLOAD);
+    let probe = match crate::pooler::check(&mut client, verbose, then) {
         Ok(probe) => probe,
         Err(failure) => {
             watchdog.stop();
@@ -485,6 +495,7 @@ fn online(
         &mut client,
         connector,
         probe.extension_schema.as_deref(),
+        probe.begun,
         packed,
         choice,
         script,
@@ -528,6 +539,7 @@ fn locked(
     client: &mut Client,
     connector: &Connector<'_>,
     installed: Option<&str>,
+    begun: bool,
     packed: &mut Packed,
     choice: SessionChoice,
     script: &str,
@@ -541,14 +553,14 @@ fn locked(
     watcher: &crate::locks::Watcher,
 ) -> Result<(), Failure> {
     let info = connector.info;
-    if verbose {
-        // LOG lines (statement logging, say) from the start; DEBUG lines once the session
-        // is ready, so the upload's housekeeping does not bury the output.
-        client
-            .batch_execute("SET client_min_messages = 'log'")
-            .map_err(|e| Failure::from_pg(Exit::General, "could not enable debug notices", &e))?;
-    }
-    let (kind, why) = session::choose(client, choice, installed, &info.target_db, &info.user)?;
+    let (kind, why) = session::choose(
+        client,
+        choice,
+        installed,
+        begun,
+        &info.target_db,
+        &info.user,
+    )?;
     eprintln!("Session: {} ({why})", kind.label());
     report.session = Some(kind.label());
     crate::timings::lap("session");
@@ -575,6 +587,8 @@ fn locked(
                 &info.target_db,
                 &info.user,
                 verbose,
+                // the block choose() did not roll back
+                begun && installed.is_some(),
             ),
             Kind::Portable => session::load_portable(
                 client,

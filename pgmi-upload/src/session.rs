@@ -157,7 +157,7 @@ impl Availability {
     }
 }
 
-fn availability(client: &mut Client) -> Result<Availability, Failure> {
+fn availability(client: &mut Client, rollback_first: bool) -> Result<Availability, Failure> {
     const PROBE: &str =
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pgmi'), \
         (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user), \
@@ -166,9 +166,12 @@ fn availability(client: &mut Client) -> Result<Availability, Failure> {
                                                   AND a.default_version OPERATOR(pg_catalog.=) v.version \
           WHERE v.name OPERATOR(pg_catalog.=) 'pgmi'), \
         pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')";
-    let rows = client
-        .simple_query(PROBE)
-        .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
+    let rows = if rollback_first {
+        client.simple_query(&format!("ROLLBACK; {PROBE}"))
+    } else {
+        client.simple_query(PROBE)
+    }
+    .map_err(|e| Failure::from_pg(Exit::General, "could not look up the pgmi extension", &e))?;
     let row = first_row(&rows)
         .ok_or_else(|| Failure::new(Exit::General, "the extension probe returned no row"))?;
     let yes = |i: usize| row.get(i) == Some("t");
@@ -212,7 +215,7 @@ pub fn check_extension_for_new_database(
     db: &str,
     user: &str,
 ) -> Result<(), Failure> {
-    if availability(client)?.creatable_in_new_database() {
+    if availability(client, false)?.creatable_in_new_database() {
         return Ok(());
     }
     Err(Failure::config(format!(
@@ -223,10 +226,15 @@ pub fn check_extension_for_new_database(
 
 /// Decide the session kind, installing the extension when that is the choice and it is
 /// missing. Returns the kind and, for the progress output, why.
+///
+/// `installed` is the extension's schema as the pooler check found it; `begun`, whether
+/// that check also opened the extension load's transaction block ([`BEGIN_UPLOAD`]), which
+/// is rolled back here when the session is not an extension one after all.
 pub fn choose(
     client: &mut Client,
     choice: SessionChoice,
     installed: Option<&str>,
+    begun: bool,
     db: &str,
     user: &str,
 ) -> Result<(Kind, String), Failure> {
@@ -238,7 +246,7 @@ pub fn choose(
         let why = format!("the pgmi extension is installed in schema {schema}");
         return Ok((Kind::Extension { schema }, why));
     }
-    let found = availability(client)?;
+    let found = availability(client, begun)?;
     if found.creatable() {
         eprintln!("Installing extension pgmi");
         client
@@ -329,20 +337,26 @@ macro_rules! raise_temp_buffers {
 }
 pub(crate) use raise_temp_buffers;
 
-/// The extension's load: raise `temp_buffers` ([`raise_temp_buffers`]), then its transaction, which need not wait
-/// for the WAL flush (see `load_in_transaction`).
-const BEGIN_LOAD: &str = concat!(
-    "SELECT ",
-    raise_temp_buffers!(),
-    "; BEGIN; SET LOCAL synchronous_commit = off"
-);
-
 /// The table the bundle is uploaded into. Its column is stored without compression: the
 /// bundle is gzip already, and PostgreSQL's pglz gives up on such data only after working
 /// through most of it (about 20 ms of a 10,000-file load's backend time, measured).
-pub const CREATE_UPLOAD_TABLE: &str =
-    "CREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP; \
-     ALTER TABLE pg_temp._pgmi_upload ALTER COLUMN data SET STORAGE EXTERNAL";
+macro_rules! create_upload_table {
+    () => {
+        "CREATE TEMP TABLE _pgmi_upload (data bytea NOT NULL) ON COMMIT DROP; \
+         ALTER TABLE pg_temp._pgmi_upload ALTER COLUMN data SET STORAGE EXTERNAL"
+    };
+}
+pub const CREATE_UPLOAD_TABLE: &str = create_upload_table!();
+
+/// The start of the extension's load: raise `temp_buffers` ([`raise_temp_buffers`]), begin
+/// its transaction, which need not wait for the WAL flush (see `load_in_transaction`), and
+/// create the upload table ([`CREATE_UPLOAD_TABLE`]).
+pub const BEGIN_UPLOAD: &str = concat!(
+    "SELECT ",
+    raise_temp_buffers!(),
+    "; BEGIN; SET LOCAL synchronous_commit = off; ",
+    create_upload_table!()
+);
 
 /// What the loader reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -365,7 +379,9 @@ pub(crate) fn last_row(messages: &[SimpleQueryMessage]) -> Option<&postgres::Sim
     })
 }
 
-/// Upload the bundle with binary COPY and load it, in one transaction.
+/// Upload the bundle with binary COPY and load it, in one transaction; `begun`: its block
+/// and upload table were opened already ([`BEGIN_UPLOAD`], sent with the pooler check).
+#[allow(clippy::too_many_arguments)]
 pub fn load_bundle(
     client: &mut Client,
     schema: &str,
@@ -374,8 +390,18 @@ pub fn load_bundle(
     db: &str,
     user: &str,
     verbose: bool,
+    begun: bool,
 ) -> Result<LoadSummary, Failure> {
-    let result = load_in_transaction(client, schema, bundle, max_file_kb, db, user, verbose);
+    let result = load_in_transaction(
+        client,
+        schema,
+        bundle,
+        max_file_kb,
+        db,
+        user,
+        verbose,
+        begun,
+    );
     if result.is_err() {
         // The transaction is aborted (or the COPY was abandoned); end it before anything
         // else runs on the session. A failure here surfaces on the next statement.
@@ -384,6 +410,7 @@ pub fn load_bundle(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load_in_transaction(
     client: &mut Client,
     schema: &str,
@@ -392,6 +419,7 @@ fn load_in_transaction(
     db: &str,
     user: &str,
     verbose: bool,
+    begun: bool,
 ) -> Result<LoadSummary, Failure> {
     let prep = |e: postgres::Error| {
         let failure = Failure::from_pg(Exit::General, "could not prepare the session", &e);
@@ -407,10 +435,11 @@ fn load_in_transaction(
     // which is why it is here, on a fresh connection. The transaction creates only
     // temporary objects (their catalog rows die with the session, crash or not), so its
     // commit need not wait for the WAL flush: 3-5 ms less per deploy, measured. Both go
-    // in one message with the upload table (one round trip instead of three).
-    client
-        .batch_execute(&format!("{BEGIN_LOAD}; {CREATE_UPLOAD_TABLE}"))
-        .map_err(prep)?;
+    // in one message with the upload table (one round trip instead of three), usually
+    // the pooler check's.
+    if !begun {
+        client.batch_execute(BEGIN_UPLOAD).map_err(prep)?;
+    }
     if let Some(kb) = max_file_kb {
         // PGMI_MAX_FILE_SIZE moves the server's per-file limit with the client's, for this
         // load only. `kb` is an integer computed by `prepare::server_max_file_kb`.

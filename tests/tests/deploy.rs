@@ -67,8 +67,10 @@ fn trivial_deploy_creates_the_database_and_is_silent(kind: Kind) {
         );
     }
     let total: f64 = phases.values().filter_map(serde_json::Value::as_f64).sum();
+    // durationMs is whole milliseconds, cut down (up to 1 ms less); each phase is rounded
+    // to 0.1 ms (up to 0.05 more each).
     assert!(
-        total <= json["durationMs"].as_f64().unwrap() + 1.0,
+        total <= json["durationMs"].as_f64().unwrap() + 1.0 + 0.05 * phases.len() as f64,
         "{json}"
     );
     let (session_line, installs) = match kind {
