@@ -4,7 +4,8 @@
 //! unit like psql, streams the server's notices, and exits with the original pgmi's exit codes.
 //!
 //! The program is `main.rs`; this library exists so that the live-server tests build
-//! portable sessions with the very code the program uses (`portable::load`).
+//! portable sessions and TLS connections with the very code the program uses
+//! (`portable::load`, `tls::connect`).
 
 // Only the extension needs unsafe code (the PostgreSQL interface); nothing here does.
 #![forbid(unsafe_code)]
@@ -42,7 +43,7 @@ pub mod session;
 mod testreport;
 mod testresults;
 mod timings;
-mod tls;
+pub mod tls;
 mod uri;
 mod watchdog;
 

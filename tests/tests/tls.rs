@@ -217,6 +217,8 @@ fn build_lab() -> Lab {
             .hba("hostssl all sslonly 127.0.0.1/32 trust")
             .hba("host    all sslonly 127.0.0.1/32 reject")
             .hba("hostssl all clearonly 127.0.0.1/32 reject")
+            .hba("hostssl all scramuser 127.0.0.1/32 scram-sha-256")
+            .hba("host    all scramuser 127.0.0.1/32 reject")
             .hba("host    all all 127.0.0.1/32 trust");
         if ssl {
             b = b
@@ -234,7 +236,9 @@ fn build_lab() -> Lab {
         cluster.execute(
             "CREATE ROLE app LOGIN CREATEDB; CREATE ROLE certuser LOGIN CREATEDB; \
              CREATE ROLE certother LOGIN CREATEDB; CREATE ROLE sslonly LOGIN CREATEDB; \
-             CREATE ROLE clearonly LOGIN CREATEDB;",
+             CREATE ROLE clearonly LOGIN CREATEDB; \
+             SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE scramuser LOGIN CREATEDB PASSWORD 'scram-pass-31';",
         );
         cluster
     };
@@ -576,6 +580,50 @@ fn prefer_retries_in_clear_text_when_refused_over_tls() {
 
 // ---------------------------------------------------------------------------------------
 // Verification
+
+// Password authentication over TLS binds itself to the server's certificate
+// (SCRAM-SHA-256-PLUS with tls-server-end-point), as managed servers offer it: the
+// connector's binding data are what the server computes. `channel_binding=require` makes
+// the client refuse plain SCRAM, so a connector without (or with wrong) binding data fails.
+#[test]
+fn scram_over_tls_binds_the_channel() {
+    let lab = lab();
+    let tls = pgmi_upload::tls::prepare(
+        &pgmi_upload::tls::TlsSettings {
+            mode: pgmi_upload::tls::SslMode::Require,
+            ..Default::default()
+        },
+        false,
+    )
+    .expect("TLS set-up");
+    let mut config = postgres::Config::new();
+    config
+        .host("localhost")
+        .port(lab.tls.port())
+        .user("scramuser")
+        .password("scram-pass-31")
+        .dbname("postgres")
+        .channel_binding(postgres::config::ChannelBinding::Require);
+    let mut client = pgmi_upload::tls::connect(&config, &tls, false)
+        .unwrap_or_else(|e| panic!("SCRAM-SHA-256-PLUS over TLS: {e}"));
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl);
+    // The program itself, with the password from the environment.
+    deploy(
+        &lab.tls,
+        "localhost",
+        "scramuser",
+        &["--sslmode", "require"],
+        &[("PGPASSWORD", "scram-pass-31")],
+    )
+    .succeeded(true);
+}
 
 #[test]
 fn verify_full_checks_the_host_name_and_verify_ca_does_not() {

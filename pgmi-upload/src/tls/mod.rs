@@ -31,17 +31,19 @@
 //! locations, the key permission rule, passphrases); `hint.rs` turns a failed connection
 //! into advice ([`failure_hint`]), from what the certificate check saw.
 
+mod connector;
 mod files;
 mod hint;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use openssl::ssl::{SslConnector, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslContextBuilder, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
 use postgres::config::SslMode as WireMode;
 use postgres::{Client, NoTls};
-use postgres_openssl::MakeTlsConnector;
+
+use connector::Connector;
 
 use crate::exit::Failure;
 
@@ -130,7 +132,7 @@ impl Default for TlsSettings {
 pub struct Tls {
     mode: SslMode,
     /// `None` in `disable` mode: nothing was read and no connection uses TLS.
-    connector: Option<MakeTlsConnector>,
+    connector: Option<Connector>,
     trust: Trust,
     client_cert: Option<ClientCert>,
     /// What the last connection attempt learnt about the server's certificate.
@@ -194,9 +196,7 @@ pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failur
     let files = resolve_files(settings, home.as_deref(), &|p| p.exists())?;
 
     if sockets_only {
-        // No connector: `SslConnector::builder` parses the whole system root store (about
-        // 30 ms with OpenSSL 3, most of a small deploy's fixed cost), only for the store to
-        // be replaced below. The files are checked in a bare context, and without files to
+        // No connector. The files are checked in a bare context, and without files to
         // check OpenSSL is not even started (its configuration is read and parsed on first
         // use: about 1.5 ms of a one-file deploy over a socket, measured).
         if let Trust::File(file) = &files.trust {
@@ -217,13 +217,14 @@ pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failur
             seen,
         });
     }
-    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(openssl_failure)?;
+    // A bare context (connector.rs: not OpenSSL's default trust store, whose loading cost
+    // ~15 ms of every deploy over TCP).
+    let mut builder = connector::context().map_err(openssl_failure)?;
     // libpq's default ssl_min_protocol_version.
     builder
         .set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(openssl_failure)?;
-    // Replace the store `SslConnector::builder` filled with the system paths: only the
-    // roots the settings name are trusted.
+    // Only the roots the settings name are trusted.
     let mut store = X509StoreBuilder::new().map_err(openssl_failure)?;
     match &files.trust {
         Trust::Nothing => {}
@@ -242,14 +243,12 @@ pub fn prepare(settings: &TlsSettings, sockets_only: bool) -> Result<Tls, Failur
 
     let client_cert = check_client_cert(&mut builder, &files, settings)?;
 
-    let mut connector = MakeTlsConnector::new(builder.build());
     let verify_chain = files.trust != Trust::Nothing;
     let verify_name = mode == SslMode::VerifyFull;
     let sink = Arc::clone(&seen);
-    connector.set_callback(move |ssl, host| {
-        // Host-name check and SNI are applied by `ConnectConfiguration::into_ssl`: the name
-        // through X509_VERIFY_PARAM (host or IP), SNI only when `host` is not an IP address.
-        ssl.set_verify_hostname(verify_name);
+    // Host-name check and SNI are applied by the connector: the name through
+    // X509_VERIFY_PARAM (host or IP), SNI only when `host` is not an IP address.
+    let connector = Connector::new(builder.build(), verify_name, move |ssl, host| {
         let sink = Arc::clone(&sink);
         let host = host.to_string();
         // Always VERIFY_PEER with a callback, so we learn that the server sent a
@@ -399,7 +398,7 @@ pub fn describe(tls: &Tls) -> String {
 /// in `require` / `verify-*` insists on TLS, so `CancelToken::cancel_query(NoTls)` fails
 /// for it; this sends the request the way the session was made, with the same checks.
 #[derive(Clone)]
-pub struct Canceller(Option<MakeTlsConnector>);
+pub struct Canceller(Option<Connector>);
 
 impl Canceller {
     pub fn new(tls: &Tls) -> Canceller {
@@ -445,7 +444,7 @@ fn plain(config: &postgres::Config) -> Result<Client, postgres::Error> {
 
 fn encrypted(
     config: &postgres::Config,
-    connector: &MakeTlsConnector,
+    connector: &Connector,
     mode: WireMode,
 ) -> Result<Client, postgres::Error> {
     let mut config = config.clone();

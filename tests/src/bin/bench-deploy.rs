@@ -308,6 +308,18 @@ impl Samples {
         }
     }
 
+    fn print_phases(&self, names: &[&str]) {
+        for name in names {
+            let line: Vec<String> = self
+                .phases
+                .iter()
+                .filter(|((n, _), _)| n == name)
+                .map(|((_, phase), v)| format!("{phase} {:.1}", median(v.clone())))
+                .collect();
+            println!("  {name:<7} {}", line.join(", "));
+        }
+    }
+
     fn median_ms(&self, name: &str) -> f64 {
         median(self.ms[name].clone())
     }
@@ -440,15 +452,7 @@ fn main() {
     );
     println!();
     println!("phases (median ms; client phases from --json phasesMs, server ones from pgmi_load's DEBUG1 line, since its start)");
-    for name in ["ext", "port", "ext 1", "port 1"] {
-        let line: Vec<String> = s
-            .phases
-            .iter()
-            .filter(|((n, _), _)| *n == name)
-            .map(|((_, phase), v)| format!("{phase} {:.1}", median(v.clone())))
-            .collect();
-        println!("  {name:<7} {}", line.join(", "));
-    }
+    s.print_phases(&["ext", "port", "ext 1", "port 1"]);
     println!("floor = psql -X: CREATE TEMPORARY TABLE (path text PRIMARY KEY, content text) + \\copy of a TSV of the same files;");
     println!(
         "psql -f = psql -X -f of the one-file project's deploy.sql; psql making the session = the same after"
@@ -535,4 +539,5 @@ fn over_a_link(
         "",
         p - local.median_ms("port 1")
     );
+    s.print_phases(&["ext 1", "port 1"]);
 }
