@@ -3,7 +3,7 @@
 //! one message (README, "Performance"). Both session kinds.
 
 use pgmi_tests::latency::Link;
-use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run};
+use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run, TestDb};
 
 /// `pgmi-upload deploy` through `link`, with `--json`.
 fn deploy_through(link: &Link, kind: Kind, project: &Project, db: &str) -> Run {
@@ -65,27 +65,34 @@ fn one_file_deploy_round_trips(kind: Kind) {
     );
 }
 
-/// A project with one passing test.
-fn tested_project(deploy: &str) -> Project {
-    Project::with_deploy(deploy)
-        .file("migrations/001.sql", "CREATE TABLE t (id int);\n")
-        .file("__test__/test_t.sql", "SELECT 1 FROM t;\n")
-}
-
-// The test results reach the report when deploy.sql ends outside a transaction (the close's
-// one message) ...
-fn results_after_a_closed_deploy(kind: Kind) {
-    let db = kind.db("close_ok");
-    let project = tested_project(
-        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\nCOMMIT;\n",
-    );
+/// Deploys a project with one migration and one passing test, whose deploy.sql runs the
+/// migration and the tests inside `BEGIN;` and then `rest`; checks the exit code and that
+/// the report counts the one passed test.
+fn deploy_tested(kind: Kind, label: &str, rest: &str, code: i32) -> (TestDb, Run) {
+    let db = kind.db(label);
+    let project = Project::with_deploy(&format!(
+        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\n{rest}"
+    ))
+    .file("migrations/001.sql", "CREATE TABLE t (id int);\n")
+    .file("__test__/test_t.sql", "SELECT 1 FROM t;\n");
     let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, code, "{}", run.stderr);
     assert_eq!(
         run.json()["tests"],
         serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
         "{}",
         run.stdout
+    );
+    (db, run)
+}
+
+// The test results reach the report when deploy.sql ends outside a transaction (the close's
+// one message) ...
+fn results_after_a_closed_deploy(kind: Kind) {
+    let (db, _) = deploy_tested(kind, "close_ok", "COMMIT;\n", 0);
+    assert_eq!(
+        db.text("SELECT to_regclass('t')::text").as_deref(),
+        Some("t")
     );
     // The deploy lock was released before the session ended: another session takes it.
     db.wait_until_idle();
@@ -98,22 +105,11 @@ fn results_after_a_closed_deploy(kind: Kind) {
 
 // ... inside a block it left open (read in the block, which is then rolled back: exit 13) ...
 fn results_after_an_open_block(kind: Kind) {
-    let db = kind.db("close_open");
-    let project = tested_project(
-        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\n",
-    );
-    let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
-    assert_eq!(run.code, 13, "{}", run.stderr);
+    let (db, run) = deploy_tested(kind, "close_open", "", 13);
     assert!(
         run.stderr.contains("ended inside an open transaction"),
         "{}",
         run.stderr
-    );
-    assert_eq!(
-        run.json()["tests"],
-        serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
-        "{}",
-        run.stdout
     );
     assert_eq!(db.text("SELECT to_regclass('t')::text"), None);
 }
@@ -121,19 +117,8 @@ fn results_after_an_open_block(kind: Kind) {
 // ... and inside a block that failed, where the close's message cannot run and the close
 // goes one statement at a time.
 fn results_after_an_aborted_block(kind: Kind) {
-    let db = kind.db("close_aborted");
-    let project = tested_project(
-        "BEGIN;\nSELECT pg_temp.pgmi_execute('./migrations/001.sql');\nCALL pg_temp.pgmi_test();\nSELECT 1/0;\nCOMMIT;\n",
-    );
-    let run = pgmi_tests::deploy_as(kind, &project, &db.name, &["--json"]);
-    assert_eq!(run.code, 13, "{}", run.stderr);
+    let (db, run) = deploy_tested(kind, "close_aborted", "SELECT 1/0;\nCOMMIT;\n", 13);
     assert!(run.stderr.contains("division by zero"), "{}", run.stderr);
-    assert_eq!(
-        run.json()["tests"],
-        serde_json::json!({"run": 1, "passed": 1, "failed": 0}),
-        "{}",
-        run.stdout
-    );
     assert_eq!(db.text("SELECT to_regclass('t')::text"), None);
 }
 
