@@ -86,19 +86,26 @@ SELECT (SELECT pg_catalog.pg_advisory_unlock(k.key) FROM k
 /// `then`: statements that open the load's transaction block, sent in the same message
 /// (one round trip fewer for the load that most likely follows; the caller ends the block
 /// if it does not). When the message fails, the block is rolled back and the check asked
-/// again alone, so that its own answer, or the load's error, comes later in its place.
+/// again alone, so that its own answer, or the load's error, comes later in its place;
+/// unless the message was cancelled (`--timeout`, Ctrl-C) or the connection is gone.
 pub fn check(client: &mut Client, verbose: bool, then: Option<&str>) -> Result<Probe, Failure> {
+    let failed = |e: &postgres::Error| {
+        Failure::from_pg(Exit::General, "could not check the session's backend", e)
+    };
     let rows = match then {
         Some(then) => match client.simple_query(&format!("{PROBE}; {then}")) {
             Ok(rows) => rows,
-            Err(_) => {
+            Err(e) => {
                 let _ = client.batch_execute("ROLLBACK");
+                if client.is_closed()
+                    || e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED)
+                {
+                    return Err(failed(&e));
+                }
                 return check(client, verbose, None);
             }
         },
-        None => client.simple_query(PROBE).map_err(|e| {
-            Failure::from_pg(Exit::General, "could not check the session's backend", &e)
-        })?,
+        None => client.simple_query(PROBE).map_err(|e| failed(&e))?,
     };
     let row = crate::session::first_row(&rows)
         .ok_or_else(|| Failure::new(Exit::General, "the backend check returned no row"))?;
