@@ -611,7 +611,8 @@ pub struct Closing {
 /// block.
 const CLOSE_SQL: &str = concat!(
     "SELECT pg_catalog.statement_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.transaction_timestamp(); ",
-    "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal; ",
+    crate::testresults::fetch::results_sql!(),
+    "; ",
     "SELECT pg_catalog.pg_advisory_unlock_all() WHERE pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()"
 );
 

@@ -124,19 +124,19 @@ fn load_with(
             ""
         }
     ))?;
-    let tx = client;
     let exists = crate::session::last_row(&answer).and_then(|row| row.get(0)) == Some("t");
     if exists {
-        tx.batch_execute(SESSION_DROP_SQL)?;
+        client.batch_execute(SESSION_DROP_SQL)?;
     }
-    tx.batch_execute(&format!("{SESSION_SQL}\n{SESSION_PORTABLE_SQL}"))?;
+    client.batch_execute(&format!("{SESSION_SQL}\n{SESSION_PORTABLE_SQL}"))?;
     for table in TABLES {
         if table == Table::SourceStatement {
             if let Some(handle) = statements.take() {
                 let data = handle
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                let mut writer = tx.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
+                let mut writer =
+                    client.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
                 // as in copy_binary: finish() reports a broken connection
                 for chunk in data.chunks(FLUSH_BYTES) {
                     if writer.write_all(chunk).is_err() {
@@ -147,7 +147,7 @@ fn load_with(
                 writer.finish()?;
             }
         } else if rows::row_count(table, project, parameters) > 0 {
-            copy_binary(tx, table, project, parameters, counters)?;
+            copy_binary(client, table, project, parameters, counters)?;
         }
     }
     phase.relabel(Shape {
@@ -166,7 +166,7 @@ fn load_with(
     }
     rest.push_str(";\nCOMMIT; ");
     rest.push_str(crate::locks::budget::SETTINGS_SQL);
-    let answer = tx.simple_query(&rest)?;
+    let answer = client.simple_query(&rest)?;
     Ok(LoadSummary {
         settings: Some(crate::locks::budget::settings_from_row(
             crate::session::last_row(&answer),
@@ -187,14 +187,14 @@ fn encoded(table: Table, project: &Project, parameters: &[(String, String)]) -> 
 }
 
 fn copy_binary(
-    tx: &mut Client,
+    client: &mut Client,
     table: Table,
     project: &Project,
     parameters: &[(String, String)],
     counters: &Counters,
 ) -> Result<(), postgres::Error> {
     let files = table == Table::Source;
-    let mut writer = tx.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
+    let mut writer = client.copy_in(table.copy_statement("(FORMAT binary)").as_str())?;
     let mut buf = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
     binary::header(&mut buf);
     // A write fails only once the connection is gone, and then finish() reports the

@@ -22,8 +22,15 @@ pub fn fetch(client: &mut Client) -> Result<Vec<TestStep>, String> {
     parse_rows(&text_rows(client, SQL)?)
 }
 
-/// The query [`fetch`] runs once it knows the function exists.
-pub const SQL: &str = "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal";
+/// The query [`fetch`] runs once it knows the function exists (a macro, so that the
+/// session's close can send it inside a longer `concat!`).
+macro_rules! results_sql {
+    () => {
+        "SELECT suite, ordinal, step_type, path, directory, passed, duration_us, sqlstate, message, detail FROM pg_temp.pgmi_test_results() ORDER BY suite, ordinal"
+    };
+}
+pub(crate) use results_sql;
+const SQL: &str = results_sql!();
 
 /// The steps of [`SQL`]'s rows.
 pub fn parse_rows(rows: &[TextRow]) -> Result<Vec<TestStep>, String> {

@@ -135,28 +135,37 @@ fn rss_anon_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The server's processes (the postmaster's children), by pid.
+fn server_processes(postmaster: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Whether the process title of `pid` names `database` (a backend connected to it).
+fn serves(pid: u32, database: &str) -> bool {
+    let needle = format!(" {database} ");
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+}
+
 impl Sampler {
     /// Peak `RssAnon` (kB) of any backend whose process title names `database`.
     fn start(postmaster: u32, database: &str) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let needle = format!(" {database} ");
+        let database = database.to_string();
         let handle = std::thread::spawn(move || {
             let mut peak = 0;
             let mut ours: HashMap<u32, bool> = HashMap::new();
-            let children = format!("/proc/{postmaster}/task/{postmaster}/children");
             loop {
                 let done = flag.load(Ordering::Relaxed);
-                let list = std::fs::read_to_string(&children).unwrap_or_default();
-                for pid in list
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
+                for pid in server_processes(postmaster) {
                     // Only a yes is remembered: a new backend sets its title after
                     // authentication, so an early look may not show the database yet.
-                    let mine = ours.contains_key(&pid)
-                        || std::fs::read(format!("/proc/{pid}/cmdline"))
-                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle));
+                    let mine = ours.contains_key(&pid) || serves(pid, &database);
                     if mine {
                         ours.insert(pid, true);
                         peak = peak.max(rss_anon_kb(pid).unwrap_or(0));
@@ -190,19 +199,12 @@ struct Outcome {
 /// ran on one of the two cores during the next command and was charged to it; a user runs
 /// one deploy at a time. Every command, floors included, starts after this.
 fn settle(postmaster: u32, database: &str) {
-    let needle = format!(" {database} ");
-    let children = format!("/proc/{postmaster}/task/{postmaster}/children");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let list = std::fs::read_to_string(&children).unwrap_or_default();
-        let busy = list
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-            .any(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
-            });
-        if !busy {
+        if !server_processes(postmaster)
+            .into_iter()
+            .any(|pid| serves(pid, database))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -210,13 +212,10 @@ fn settle(postmaster: u32, database: &str) {
     panic!("server processes of {database} were still running after ten seconds");
 }
 
-fn run(cmd: &mut Command, postmaster: u32, database: &str) -> Outcome {
-    run_sampled(cmd, postmaster, database, true)
-}
-
-/// [`run`]; `sample`: watch the backends' memory (a thread that reads /proc every
-/// millisecond, which costs the measured processes a little CPU).
-fn run_sampled(cmd: &mut Command, postmaster: u32, database: &str, sample: bool) -> Outcome {
+/// Runs `cmd` once the database's server processes have gone ([`settle`]); `sample`: watch
+/// the backends' memory (a thread that reads /proc every millisecond, which costs the
+/// measured processes a little CPU).
+fn run(cmd: &mut Command, postmaster: u32, database: &str, sample: bool) -> Outcome {
     settle(postmaster, database);
     let sampler = sample.then(|| Sampler::start(postmaster, database));
     let start = Instant::now();
@@ -256,6 +255,19 @@ fn deploy(project: &Path, database: &str, session: &str) -> Command {
         .env("PGOPTIONS", "-c client_min_messages=debug1")
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// One line of a results table: the floor, each kind, and each kind's ratio to the floor.
+fn row(label: &str, floor: f64, ext: f64, port: f64, unit: &str) {
+    println!(
+        "{:<34} {:>8.1}{unit} {:>8.1}{unit} {:>7.2} {:>8.1}{unit} {:>7.2}",
+        label,
+        floor,
+        ext,
+        ext / floor,
+        port,
+        port / floor
+    );
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -399,9 +411,8 @@ fn main() {
     // Timed without the memory sampler (its thread reads /proc every millisecond, CPU the
     // measured processes then lack: 20 ms of a one-file deploy through the link, measured);
     // the memory comes from runs of its own afterwards.
-    let mut measure = |name: &'static str, cmd: &mut Command| {
-        s.add(name, &run_sampled(cmd, postmaster, &db.name, false))
-    };
+    let mut measure =
+        |name: &'static str, cmd: &mut Command| s.add(name, &run(cmd, postmaster, &db.name, false));
     for _ in 0..rounds {
         measure("floor", psql(&db.name).arg("-f").arg(&floor_sql));
         measure("ext", &mut deploy(many.dir.path(), &db.name, "extension"));
@@ -413,7 +424,7 @@ fn main() {
     }
     for _ in 0..rounds.min(3) {
         let mut peak = |name: &'static str, cmd: &mut Command| {
-            s.add_peak(name, &run(cmd, postmaster, &db.name))
+            s.add_peak(name, &run(cmd, postmaster, &db.name, true))
         };
         peak("floor", psql(&db.name).arg("-f").arg(&floor_sql));
         peak("ext", &mut deploy(many.dir.path(), &db.name, "extension"));
@@ -426,17 +437,6 @@ fn main() {
         "{:<34} {:>10} {:>10} {:>7} {:>10} {:>7}",
         "measure", "floor", "extension", "ratio", "portable", "ratio"
     );
-    let row = |label: &str, floor: f64, ext: f64, port: f64, unit: &str| {
-        println!(
-            "{:<34} {:>8.1}{unit} {:>8.1}{unit} {:>7.2} {:>8.1}{unit} {:>7.2}",
-            label,
-            floor,
-            ext,
-            ext / floor,
-            port,
-            port / floor
-        );
-    };
     row(
         &format!("no-op deploy, {files} files (ms)"),
         s.median_ms("floor"),
@@ -513,7 +513,7 @@ fn over_a_link(
         let before = link.round_trips();
         s.add(
             name,
-            &run_sampled(
+            &run(
                 cmd.env("PGHOST", "127.0.0.1").env("PGPORT", &port),
                 postmaster,
                 database,
@@ -541,21 +541,13 @@ fn over_a_link(
         s.median_ms("ext 1"),
         s.median_ms("port 1"),
     );
-    println!(
-        "{:<34} {:>8.1}   {:>8.1}   {:>7.2} {:>8.1}   {:>7.2}",
-        "one-file deploy (ms)",
-        f,
-        e,
-        e / f,
-        p,
-        p / f
-    );
+    row("one-file deploy (ms)", f, e, p, "  ");
     println!(
         "{:<34} {:>10} {:>10} {:>7} {:>10}",
         "round trips", trips["psql -f"], trips["ext 1"], "", trips["port 1"]
     );
     println!(
-        "{:<34} {:>8.1}   {:>8.1}   {:>7} {:>8.1}",
+        "{:<34} {:>8.1}  {:>8.1}  {:>7} {:>8.1}",
         "added by the link (ms)",
         f - local.median_ms("psql -f"),
         e - local.median_ms("ext 1"),
