@@ -37,22 +37,23 @@ CREATE TEMP TABLE _pgmi_source (
     is_sql_file        boolean NOT NULL,
     is_test_file       boolean NOT NULL,
     parent_folder_name text
-);
+) WITH (toast_tuple_target = 8160);
 -- Nobody filters on whole file contents; without statistics ANALYZE skips reading them.
 -- The other columns get a small sample (target 3: 900 rows): for 10,000 files ANALYZE took
 -- 8 ms at target 10 and 3 ms at 3, at the end of the load where nothing overlaps it, and
 -- the estimates of typical filters were no worse (measured: a directory prefix matching
 -- 1,000 rows, 968 estimated at 3, 1,652 at 10; one directory of 100, 98 and 100).
--- Rows up to 8 kB stay inline and uncompressed: compressing every 2 kB migration with pglz
--- cost ~100 ms of a 10,000-file load and made every later read decompress (measured).
--- Larger files are still compressed and moved to TOAST as usual.
+-- Rows up to 8 kB stay inline and uncompressed (toast_tuple_target above): compressing
+-- every 2 kB migration with pglz cost ~100 ms of a 10,000-file load and made every later
+-- read decompress (measured). Larger files are still compressed and moved to TOAST as
+-- usual. Storage parameters go in CREATE TABLE: each ALTER TABLE costs its own catalog
+-- update and cache rebuild.
 ALTER TABLE _pgmi_source ALTER COLUMN content SET STATISTICS 0,
                          ALTER COLUMN path SET STATISTICS 3,
                          ALTER COLUMN directory SET STATISTICS 3,
                          ALTER COLUMN extension SET STATISTICS 3,
                          ALTER COLUMN depth SET STATISTICS 3,
                          ALTER COLUMN is_sql_file SET STATISTICS 3;
-ALTER TABLE _pgmi_source SET (toast_tuple_target = 8160);
 COMMENT ON TABLE _pgmi_source IS
     'Project files loaded by pgmi for this session (test files live in _pgmi_test_source). Read it through pgmi_source_view.';
 
@@ -83,10 +84,9 @@ CREATE TEMP TABLE _pgmi_test_source (
     filename   text NOT NULL,
     content    text NOT NULL,
     is_fixture boolean NOT NULL DEFAULT false
-);
+) WITH (toast_tuple_target = 8160);
 CREATE INDEX ix_pgmi_test_source_directory ON _pgmi_test_source (directory);
 ALTER TABLE _pgmi_test_source ALTER COLUMN content SET STATISTICS 0;
-ALTER TABLE _pgmi_test_source SET (toast_tuple_target = 8160);
 COMMENT ON TABLE _pgmi_test_source IS
     'SQL files from __test__/ directories: tests, and _setup.sql/_setup.psql fixtures.';
 
