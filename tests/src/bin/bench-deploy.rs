@@ -10,6 +10,11 @@
 //! * the one-file deploy and `psql -X -f` again through a link that adds `LINK_DELAY_MS`
 //!   (default 5) each way, with the round trips each made.
 //!
+//! Two more baselines put the floors in context, as ratios to them: `tar` reading the
+//! many-file project one file at a time (what any tool deploying a directory pays and the
+//! `\copy` floor does not: it reads one TSV file), and `psql` creating the session
+//! objects before the one-file SQL (what any tool keeping the session API pays).
+//!
 //! Both session kinds are measured side by side, and the phases come from the deploy's own
 //! `--json` (`phasesMs`) and, for the extension, `pgmi_load`'s DEBUG1 timing line.
 //!
@@ -246,6 +251,17 @@ fn psql(database: &str) -> Command {
     cmd
 }
 
+/// Reads every file of `project`, one after another, as a tool that walks a directory must:
+/// `tar -c` to a pipe (GNU tar skips reading the files when its archive is /dev/null).
+fn read_files(project: &Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("tar -cf - -C \"$1\" . | wc -c")
+        .arg("sh")
+        .arg(project);
+    cmd
+}
+
 /// `--json` with the load's DEBUG1 timing line on stderr; stderr is a pipe, so no progress.
 fn deploy(project: &Path, database: &str, session: &str) -> Command {
     let mut cmd = Command::new(pgmi_upload_binary());
@@ -419,6 +435,7 @@ fn main() {
         measure("port", &mut deploy(many.dir.path(), &db.name, "portable"));
         measure("psql -f", psql(&db.name).arg("-f").arg(&one_file));
         measure("psql session", psql(&db.name).arg("-f").arg(&session_file));
+        measure("tar", &mut read_files(many.dir.path()));
         measure("ext 1", &mut deploy(one.dir.path(), &db.name, "extension"));
         measure("port 1", &mut deploy(one.dir.path(), &db.name, "portable"));
     }
@@ -472,6 +489,18 @@ fn main() {
         "(psql \\copy floor's backend peak)",
         s.peak_mib("floor")
     );
+    println!(
+        "{:<34} {:>8.1}ms {:>8.2}× the \\copy floor",
+        format!("reading the {files} files (tar)"),
+        s.median_ms("tar"),
+        s.median_ms("tar") / s.median_ms("floor"),
+    );
+    println!(
+        "{:<34} {:>8.1}ms {:>8.2}× psql -f",
+        "psql making the session",
+        s.median_ms("psql session"),
+        s.median_ms("psql session") / s.median_ms("psql -f"),
+    );
     println!();
     println!("phases (median ms; client phases from --json phasesMs, server ones from pgmi_load's DEBUG1 line, since its start)");
     s.print_phases(&["ext", "port", "ext 1", "port 1"]);
@@ -483,7 +512,10 @@ fn main() {
         "creating the session objects (sql/session*.sql, one transaction); whole processes, wall clock;"
     );
     println!(
-        "each command starts once the previous one's server process has exited (its clean-up is not charged to the next)."
+        "each command starts once the previous one's server process has exited (its clean-up is not charged to the next);"
+    );
+    println!(
+        "tar = tar -c of the project directory, one file after another, piped to wc -c (not to /dev/null, which GNU tar would not read)."
     );
     over_a_link(&s, &db.name, postmaster, one.dir.path(), &one_file, rounds);
     drop(db);
