@@ -5,20 +5,22 @@
 use pgmi_tests::latency::Link;
 use pgmi_tests::{both_kinds, pgmi_upload, Kind, Project, Run, TestDb};
 
-/// `pgmi-upload deploy` through `link`, with `--json`.
-fn deploy_through(link: &Link, kind: Kind, project: &Project, db: &str) -> Run {
+/// `pgmi-upload deploy` through `link`, with `--json` and `extra` arguments.
+fn deploy_through(link: &Link, kind: Kind, project: &Project, db: &str, extra: &[&str]) -> Run {
     let port = link.port.to_string();
     let path = project.path().to_str().expect("utf-8 path").to_string();
+    let mut args = vec![
+        "deploy",
+        &path,
+        "-d",
+        db,
+        "--session",
+        kind.flag(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
     pgmi_upload(
-        &[
-            "deploy",
-            &path,
-            "-d",
-            db,
-            "--session",
-            kind.flag(),
-            "--json",
-        ],
+        &args,
         &[
             ("PGHOST", "127.0.0.1"),
             ("PGPORT", &port),
@@ -29,33 +31,47 @@ fn deploy_through(link: &Link, kind: Kind, project: &Project, db: &str) -> Run {
 
 /// The most round trips a one-file deploy may take, connection included: start-up (1),
 /// version and deploy lock (1), pooler check with the extension lookup (1; with the
-/// extension, the start of its load's transaction and the upload table too), the load (the
-/// extension: the bundle's COPY (3), then `pgmi_load` with COMMIT and the settings; the
-/// portable session: its transaction's start, the session's SQL, its end with the
-/// settings), the one statement of deploy.sql (1) and the close (1). Both were 16 (17 with
-/// `sslmode=prefer`) before these were merged.
-fn budget(kind: Kind) -> u64 {
-    match kind {
-        Kind::Extension => 9,
-        Kind::Portable => 8,
+/// extension, the start of its load's transaction and the upload table too), the load, the
+/// one statement of deploy.sql (1) and the close (1). The load: with the extension, the
+/// bundle's COPY (3), then `pgmi_load` with COMMIT and the settings (1), parameters or not
+/// (they travel inside the bundle); the portable session: its transaction's start, the
+/// session's SQL, its end with the settings, and the COPY (3) of each table that has rows
+/// (here, with a parameter, `_pgmi_parameter`). Both were 16 (17 with `sslmode=prefer`)
+/// before these were merged.
+fn budget(kind: Kind, parameters: bool) -> u64 {
+    match (kind, parameters) {
+        (Kind::Extension, _) => 9,
+        (Kind::Portable, false) => 8,
+        (Kind::Portable, true) => 11,
     }
 }
 
-// A one-file deploy stays within its round-trip budget.
+// A one-file deploy stays within its round-trip budget, with and without a parameter.
 fn one_file_deploy_round_trips(kind: Kind) {
+    for parameters in [false, true] {
+        let extra: &[&str] = if parameters {
+            &["--param", "region=eu"]
+        } else {
+            &[]
+        };
+        let trips = one_file_trips(kind, extra);
+        assert!(
+            trips <= budget(kind, parameters),
+            "{trips} round trips with parameters: {parameters}, budget {}",
+            budget(kind, parameters)
+        );
+    }
+}
+
+/// Round trips of a one-file deploy through a fresh link, with `extra` arguments.
+fn one_file_trips(kind: Kind, extra: &[&str]) -> u64 {
     let db = kind.db("trips");
     let link = Link::start(std::time::Duration::ZERO);
     let project = Project::with_deploy("CREATE TABLE one_file (id bigint PRIMARY KEY);\n");
     let before = link.round_trips();
-    let run = deploy_through(&link, kind, &project, &db.name);
+    let run = deploy_through(&link, kind, &project, &db.name, extra);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let trips = link.round_trips() - before;
-    assert!(
-        trips <= budget(kind),
-        "{} round trips, budget {}",
-        trips,
-        budget(kind)
-    );
     // The count is a real one: the deploy cannot take fewer than its start-up, load,
     // statement and close.
     assert!(trips >= 4, "{trips} round trips counted");
@@ -63,6 +79,7 @@ fn one_file_deploy_round_trips(kind: Kind) {
         db.text("SELECT to_regclass('one_file')::text").as_deref(),
         Some("one_file")
     );
+    trips
 }
 
 /// Deploys a project with one migration and one passing test, whose deploy.sql runs the
