@@ -9,7 +9,9 @@
 #           table, a one-file deploy vs `psql -X -f`, the backend's peak RssAnon vs the
 #           project's size, and the phases (issue 10); then the one-file deploy and
 #           `psql -X -f` over TCP through a loopback link that delays each direction by
-#           LINK_DELAY_MS (default 5), with the round trips each made
+#           LINK_DELAY_MS (default 5), with the round trips each made; and two context
+#           baselines: tar reading the 10,000 files (÷ the \copy floor), psql creating the
+#           session objects before the one-file SQL (÷ psql -f)
 #   large  - the deploy benchmark at 10,000 and 100,000 files of 5 KB (500 MB; minutes,
 #           and 1.5 GB of disk in the temporary directory)
 # Builds and installs the extension in release mode first; ./scripts/test.sh puts the
